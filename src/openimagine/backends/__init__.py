@@ -1,0 +1,1 @@
+"""Model backends; imported only inside worker processes (they import torch)."""

@@ -1,0 +1,73 @@
+"""The `VideoBackend` protocol: what a worker needs from a model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from openimagine.domain.params import GenerationParams
+
+StepCallback = Callable[[int, int], None]
+StopCheck = Callable[[], bool]
+
+
+class Canceled(Exception):
+    """Raised out of `generate` when `should_stop` turned true mid-run."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    """What the backend serves, as every surface that shows the model reports it."""
+
+    name: str
+    weights: str
+    random_weights: bool
+    audio_sample_rate: int
+    default_steps: int
+
+    @property
+    def notice(self) -> str | None:
+        """A warning to show wherever the model is shown, when its output is noise."""
+        if not self.random_weights:
+            return None
+        return (
+            "RANDOM WEIGHTS: the offline tiny LTX-2 model has random weights, so its video and "
+            "audio are noise. Point OPENIMAGINE_MODEL__CHECKPOINT at a real LTX-2 checkpoint."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """A generated clip before fitting: frames [F, H, W, 3] (float 0-1 or uint8) and audio
+    [C, N] float at `sample_rate`."""
+
+    frames: np.ndarray
+    audio: np.ndarray
+    sample_rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """The size and frame count a backend actually generates for a request (≥ the request)."""
+
+    width: int
+    height: int
+    num_frames: int
+
+
+class VideoBackend(Protocol):
+    """A text/image/video-to-video-with-audio model, loaded once per worker process."""
+
+    def load(self, device: str) -> BackendInfo:
+        """Load weights onto `device`; called once before any `generate`."""
+
+    def grid(self, width: int, height: int, num_frames: int) -> Grid:
+        """The generation grid covering a requested size and length."""
+
+    def generate(
+        self, params: GenerationParams, on_step: StepCallback, should_stop: StopCheck
+    ) -> Clip:
+        """Generate one clip on the grid for `params`; raise `Canceled` if asked to stop."""

@@ -1,0 +1,142 @@
+"""LTX-2 through diffusers: one set of weights serves text-to-video with stereo audio."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openimagine.backends.base import (
+    BackendInfo,
+    Canceled,
+    Clip,
+    Grid,
+    StepCallback,
+    StopCheck,
+)
+from openimagine.backends.tiny import MARKER, ensure_tiny_checkpoint
+from openimagine.domain.params import GenerationParams
+
+# Distilled LTX-2 runs without CFG, STG or modality guidance: one transformer pass per step.
+_DISTILLED = {
+    "guidance_scale": 1.0,
+    "stg_scale": 0.0,
+    "modality_scale": 1.0,
+    "audio_guidance_scale": 1.0,
+    "audio_stg_scale": 0.0,
+    "audio_modality_scale": 1.0,
+    "spatio_temporal_guidance_blocks": None,
+}
+
+
+class LTX2Backend:
+    """`LTX2Pipeline` (and its siblings via `from_pipe`) loaded once per worker.
+
+    Args:
+        checkpoint: a diffusers LTX-2 checkpoint directory; None builds (once) and loads the
+            offline tiny checkpoint in `models_dir`.
+        models_dir: where the tiny checkpoint is built.
+        steps: denoising steps (None: the checkpoint's default).
+        torch_threads: CPU threads for torch (None: torch's default).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | None,
+        models_dir: Path,
+        steps: int | None = None,
+        torch_threads: int | None = None,
+    ) -> None:
+        self._checkpoint = checkpoint
+        self._models_dir = models_dir
+        self._steps = steps
+        self._threads = torch_threads
+        self._pipe: Any = None
+        self._device = "cpu"
+        self._config: dict[str, Any] = {}
+
+    def load(self, device: str) -> BackendInfo:
+        """Load the pipeline from local files only; build the tiny one first if needed."""
+        import torch
+        from diffusers import LTX2Pipeline
+
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        path = (
+            Path(self._checkpoint) if self._checkpoint else ensure_tiny_checkpoint(self._models_dir)
+        )
+        marker = path / MARKER
+        self._config = json.loads(marker.read_text()) if marker.exists() else {}
+        dtype = torch.float32 if device == "cpu" else torch.bfloat16
+        pipe = LTX2Pipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+        pipe.set_progress_bar_config(disable=True)
+        self._pipe = pipe.to(device)
+        self._device = device
+        return BackendInfo(
+            name="ltx2",
+            weights=str(self._config.get("name", path)),
+            random_weights=bool(self._config.get("random_weights", False)),
+            audio_sample_rate=int(pipe.vocoder.config.output_sampling_rate),
+            default_steps=self._default_steps(),
+        )
+
+    def _default_steps(self) -> int:
+        return int(self._steps or self._config.get("default_steps", 30))
+
+    def grid(self, width: int, height: int, num_frames: int) -> Grid:
+        """Sides up to multiples of 32; frames up to the next 8k+1 (the VAE's grid)."""
+        return Grid(
+            width=math.ceil(width / 32) * 32,
+            height=math.ceil(height / 32) * 32,
+            num_frames=math.ceil(max(num_frames - 1, 1) / 8) * 8 + 1,
+        )
+
+    def _guidance(self) -> dict[str, Any]:
+        if self._config.get("guidance", "distilled") == "distilled":
+            return dict(_DISTILLED)
+        return {}
+
+    def generate(
+        self, params: GenerationParams, on_step: StepCallback, should_stop: StopCheck
+    ) -> Clip:
+        """Run the pipeline on the grid for `params`; progress per denoising step."""
+        import torch
+
+        grid = self.grid(params.width, params.height, params.num_frames)
+        steps = params.steps or self._default_steps()
+        generator = torch.Generator(device="cpu").manual_seed(params.seed)
+
+        def step_end(_pipe: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            on_step(i + 1, steps)
+            if should_stop():
+                # Raising (rather than setting the pipeline's interrupt flag) also skips the
+                # VAE decode that would otherwise still run after the last step.
+                raise Canceled
+            return kwargs
+
+        with torch.inference_mode():
+            out = self._pipe(
+                prompt=params.prompt,
+                negative_prompt="",
+                height=grid.height,
+                width=grid.width,
+                num_frames=grid.num_frames,
+                frame_rate=float(params.fps),
+                num_inference_steps=steps,
+                generator=generator,
+                output_type="np",
+                max_sequence_length=int(self._config.get("max_sequence_length", 1024)),
+                callback_on_step_end=step_end,
+                **self._guidance(),
+            )
+        audio = out.audio[0]
+        if hasattr(audio, "float"):  # a torch tensor
+            audio = audio.float().cpu().numpy()
+        return Clip(
+            frames=out.frames[0],
+            audio=np.asarray(audio, dtype=np.float32),
+            sample_rate=int(self._pipe.vocoder.config.output_sampling_rate),
+        )

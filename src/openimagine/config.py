@@ -1,0 +1,164 @@
+"""One `Settings` object, built once by the CLI (or a test) and passed down explicitly."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseModel):
+    """The HTTP/WebSocket front door."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL that result links point at; defaults to http://host:port.",
+    )
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    ws_idle_timeout_s: float = 120.0
+
+
+class StoreSettings(BaseModel):
+    """Where jobs, results, keys and the outbox live (the store is the queue)."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Default: SQLite (WAL) at <data_dir>/openimagine.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    pool_size: int = 10
+
+
+class WorkerSettings(BaseModel):
+    """The generation workers: one process per device."""
+
+    count: int = Field(default=1, ge=0, description="Local worker processes `serve` starts.")
+    device: str = "cpu"
+    torch_threads: int | None = None
+    lease_s: float = Field(default=30.0, gt=0)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    poll_s: float = Field(default=0.05, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    progress_interval_s: float = 0.25
+    encode_threads: int = Field(default=2, ge=1)
+
+
+class ModelSettings(BaseModel):
+    """Which weights serve `xai:grok-imagine@video`."""
+
+    checkpoint: str | None = Field(
+        default=None,
+        description="A diffusers LTX-2 checkpoint directory. Unset: the offline tiny model "
+        "with random weights, built on first use in <data_dir>/models.",
+    )
+    steps: int | None = Field(default=None, ge=1, description="Denoising steps override.")
+    guidance_scale: float = 1.0
+    allow_hub_download: bool = Field(
+        default=False, description="Allow a hub id as checkpoint (never used by default)."
+    )
+
+
+class DeliverySettings(BaseModel):
+    """Result URLs and their lifetime."""
+
+    default_ttl_s: int = Field(default=24 * 3600, ge=60)
+    max_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    signing_secret: str | None = Field(
+        default=None,
+        description="HMAC secret for result URLs; created once in <data_dir>/secret if unset.",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Standard Webhooks secret (whsec_<base64>) that signs webhook POSTs; "
+        "created once in <data_dir>/webhook-secret if unset.",
+    )
+    sweep_interval_s: float = Field(
+        default=60.0, gt=0, description="How often result files whose URLs expired are deleted."
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1, description="Tries before giving up.")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Per-try timeout.")
+    webhook_backoff_s: float = Field(
+        default=2.0, gt=0, description="First retry delay; doubles each try, with jitter."
+    )
+    webhook_backoff_max_s: float = Field(default=600.0, gt=0)
+    allowed_networks: str = Field(
+        default="",
+        description="Comma-separated CIDRs that outbound requests may reach even though they "
+        "are private, loopback or link-local (e.g. 10.0.0.0/8 for an internal receiver).",
+    )
+
+
+class Settings(BaseSettings):
+    """All configuration. Environment variables use the prefix OPENIMAGINE_ and `__` for groups."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OPENIMAGINE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("./data")
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    workers: WorkerSettings = WorkerSettings()
+    model: ModelSettings = ModelSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    api_keys: list[str] = Field(
+        default_factory=list, description="Keys accepted besides stored ones."
+    )
+
+    def store_url(self) -> str:
+        """The async SQLAlchemy URL of the store."""
+        if self.store.url:
+            return self.store.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'openimagine.db').resolve()}"
+
+    def public_url(self) -> str:
+        """Base URL of this server as clients reach it."""
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard is not a reachable host
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.server.port}"
+
+    def blob_dir(self) -> Path:
+        """Local blob store root."""
+        return self.data_dir / "blobs"
+
+    def models_dir(self) -> Path:
+        """Where built or downloaded weights live."""
+        return self.data_dir / "models"
+
+    def signing_secret(self) -> bytes:
+        """The URL-signing secret, created once (0600) in the data dir when not configured."""
+        if self.delivery.signing_secret:
+            return self.delivery.signing_secret.encode()
+        return self._data_secret("secret", secrets.token_urlsafe(32)).encode()
+
+    def webhook_secret(self) -> str:
+        """The Standard Webhooks signing secret (`whsec_` + base64), shared with receivers."""
+        if self.delivery.webhook_secret:
+            return self.delivery.webhook_secret
+        fresh = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        return self._data_secret("webhook-secret", fresh)
+
+    def _data_secret(self, name: str, fresh: str) -> str:
+        path = self.data_dir / name
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{name}-{secrets.token_hex(8)}")
+            tmp.write_text(fresh)
+            tmp.chmod(0o600)
+            # os.link fails if another process won the race; then both read the winner's secret.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
+        return path.read_text().strip()

@@ -1,0 +1,87 @@
+"""SSRF guard: the addresses an outbound request of this server may reach.
+
+Every URL the server calls on a user's behalf (webhooks, upload endpoints, media fetches) is
+resolved first, and refused when any address it resolves to is loopback, private, link-local,
+CGNAT, multicast, reserved or a cloud metadata address, unless the operator allowed that
+network (`OPENIMAGINE_DELIVERY__ALLOWED_NETWORKS`). Redirects are never followed blindly: a
+caller that follows one checks the new URL again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import anyio
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# `is_private` covers RFC 1918, loopback, link-local (169.254/16 holds the metadata address)
+# and more; CGNAT (100.64/10) is `is_shared`, not private, so it is listed here.
+_EXTRA_BLOCKED: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("100.64.0.0/10"),
+    ipaddress.ip_network("192.0.0.0/24"),
+    ipaddress.ip_network("fd00:ec2::254/128"),
+)
+
+
+class BlockedAddress(Exception):
+    """A URL that this server will not call; the message says why, for the user."""
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """`"10.0.0.0/8, 127.0.0.1/32"` → networks; raises ValueError naming a bad entry."""
+    nets: list[IPNetwork] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part:
+            try:
+                nets.append(ipaddress.ip_network(part, strict=False))
+            except ValueError as exc:
+                raise ValueError(f"not a CIDR network: {part!r}") from exc
+    return tuple(nets)
+
+
+def is_public(ip: IPAddress) -> bool:
+    """True when `ip` is a globally routable unicast address."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return is_public(ip.ipv4_mapped)
+    if any(ip in net for net in _EXTRA_BLOCKED):
+        return False
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+
+
+def check_ip(ip: IPAddress, allowed: Sequence[IPNetwork]) -> None:
+    """Raise BlockedAddress unless `ip` is public or in an allowed network."""
+    if is_public(ip) or any(ip in net for net in allowed):
+        return
+    raise BlockedAddress(
+        f"{ip} is a private, loopback, link-local or reserved address, which this server does "
+        "not call (an operator can allow a network with OPENIMAGINE_DELIVERY__ALLOWED_NETWORKS)"
+    )
+
+
+def literal_host(url: str) -> IPAddress | None:
+    """The IP address a URL names literally, or None for a DNS name."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+async def check_url(url: str, allowed: Sequence[IPNetwork]) -> None:
+    """Resolve `url`'s host and check every address it resolves to."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BlockedAddress(f"only http(s) URLs with a host can be called, not {url!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await anyio.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise BlockedAddress(f"cannot resolve {parts.hostname}: {exc}") from exc
+    for info in infos:
+        check_ip(ipaddress.ip_address(info[4][0]), allowed)

@@ -1,0 +1,75 @@
+"""Backend-neutral requests: what a validated task asks for, and what one generation needs."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Mode(enum.StrEnum):
+    """Which capability of the model a request uses."""
+
+    T2V = "t2v"
+    I2V = "i2v"
+    V2V = "v2v"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRequest:
+    """A validated `videoInference` task, normalized; stored as JSON on the job.
+
+    `width`/`height` are None only while they still depend on input media (I2V with a
+    `resolution` preset, V2V); `duration_s` is None for V2V without `duration` (the output
+    then has the input's length).
+    """
+
+    model: str
+    prompt: str
+    mode: Mode
+    width: int | None
+    height: int | None
+    resolution: str | None
+    duration_s: int | None
+    fps: int
+    output_format: str
+    output_quality: int
+    ttl_s: int
+    number_results: int
+    include_cost: bool
+    safety_mode: str
+    webhook_url: str | None
+    upload_endpoint: str | None
+    seed: int | None
+    frame_image: str | None = None
+    reference_images: tuple[str, ...] = field(default_factory=tuple)
+    video: str | None = None
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys), also the basis of the idempotency hash."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> VideoRequest:
+        """Inverse of `to_json`."""
+        data: dict[str, Any] = json.loads(raw)
+        data["mode"] = Mode(data["mode"])
+        data["reference_images"] = tuple(data.get("reference_images") or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """Everything a backend needs for one clip, already fitted to the model's grid rules
+    by the caller: the backend returns at least `num_frames` frames of at least
+    `width`×`height`, and the worker fits them exactly."""
+
+    prompt: str
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    seed: int
+    steps: int | None = None
+    guidance_scale: float | None = None

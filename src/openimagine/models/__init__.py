@@ -1,0 +1,1 @@
+"""Model cards: everything a model page promises, as data, plus validation and pricing."""

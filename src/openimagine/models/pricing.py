@@ -1,0 +1,39 @@
+"""Pure pricing from a model card's price list; exact decimal arithmetic, per result."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from openimagine.models.card import ModelCard
+
+_QUANTUM = Decimal("0.000001")
+
+
+def quote(
+    card: ModelCard,
+    *,
+    tier: str,
+    output_seconds: Fraction,
+    image_input: bool = False,
+    input_video_seconds: Fraction | None = None,
+) -> Decimal:
+    """Cost in USD of one result.
+
+    Output seconds at the tier's rate, plus the flat image-input charge, plus the per-second
+    charge for input video. Seconds are exact fractions (a 202-frame 30 fps source is 101/15 s),
+    so the only rounding is the final one to a millionth of a dollar.
+    """
+    prices = card.prices
+    total = Fraction(prices.per_second[tier]) * output_seconds
+    if image_input:
+        total += Fraction(prices.image_input)
+    if input_video_seconds is not None:
+        total += Fraction(prices.video_input_per_second) * input_video_seconds
+    exact = Decimal(total.numerator) / Decimal(total.denominator)
+    return exact.quantize(_QUANTUM, rounding=ROUND_HALF_UP).normalize()
+
+
+def as_float(cost: Decimal) -> float:
+    """The JSON form Runware uses for `cost`."""
+    return float(cost)

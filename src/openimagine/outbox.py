@@ -1,0 +1,134 @@
+"""The outbox sender: webhook POSTs signed with Standard Webhooks headers, retried with backoff.
+
+Rows are written in the same transaction as the result they report, so a crash or restart
+loses none; a sender leases due rows, so several API processes can share one store. A try
+that meets a 5xx, a 429 or a network error is retried with exponential backoff and jitter;
+any other answer (a 4xx, a redirect, which is never followed) and a blocked address end the
+delivery as `failed` at once, with the reason kept in `last_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import anyio
+import httpx
+
+from openimagine.__about__ import __version__
+from openimagine.delivery.netguard import BlockedAddress, IPNetwork, check_url
+from openimagine.delivery.webhooks import RetryPolicy, signature
+from openimagine.store.base import OutboxItem, TaskStore
+
+log = logging.getLogger("openimagine.outbox")
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class _GiveUp(Exception):
+    pass
+
+
+class OutboxSender:
+    """Delivers due outbox rows until cancelled."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        secret: str,
+        allowed_networks: Sequence[IPNetwork],
+        policy: RetryPolicy,
+        timeout_s: float = 10.0,
+        poll_s: float = 0.25,
+        batch: int = 16,
+    ) -> None:
+        self.store = store
+        self.secret = secret
+        self.allowed = tuple(allowed_networks)
+        self.policy = policy
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+        self.batch = batch
+
+    async def run(self) -> None:
+        """Poll, deliver, repeat; a failing store is logged and retried, never fatal."""
+        async with httpx.AsyncClient(
+            timeout=self.timeout_s,
+            follow_redirects=False,
+            headers={"User-Agent": f"openimagine/{__version__}"},
+        ) as client:
+            while True:
+                try:
+                    sent = await self.deliver_due(client)
+                except Exception:
+                    log.exception("outbox poll failed")
+                    sent = 0
+                if sent == 0:
+                    await anyio.sleep(self.poll_s)
+
+    async def deliver_due(self, client: httpx.AsyncClient) -> int:
+        """Deliver one batch of due rows concurrently; returns how many were tried."""
+        # The lease outlives a try, so no second sender picks the row up mid-request.
+        items = await self.store.claim_outbox(self.batch, lease_s=2 * self.timeout_s + 30)
+        async with anyio.create_task_group() as tg:
+            for item in items:
+                tg.start_soon(self._deliver, client, item)
+        return len(items)
+
+    async def _deliver(self, client: httpx.AsyncClient, item: OutboxItem) -> None:
+        try:
+            await self._send(client, item)
+        except _Retry as exc:
+            if item.attempts >= self.policy.max_attempts:
+                reason = f"{exc}; gave up after {item.attempts} tries"
+                log.warning("delivery %s to %s failed: %s", item.id, item.url, reason)
+                await self.store.outbox_retry(item.id, reason, None)
+            else:
+                next_at = time.time() + self.policy.delay(item.attempts, exc.retry_after)
+                await self.store.outbox_retry(item.id, str(exc), next_at)
+        except _GiveUp as exc:
+            log.warning("delivery %s to %s failed: %s", item.id, item.url, exc)
+            await self.store.outbox_retry(item.id, str(exc), None)
+        else:
+            await self.store.outbox_done(item.id)
+
+    async def _send(self, client: httpx.AsyncClient, item: OutboxItem) -> None:
+        try:
+            await check_url(item.url, self.allowed)
+        except BlockedAddress as exc:
+            raise _GiveUp(str(exc)) from exc
+        body = item.payload.encode()
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": item.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature(self.secret, item.id, timestamp, body),
+        }
+        try:
+            response = await client.post(item.url, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise _Retry(f"{type(exc).__name__}: {exc}") from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        if status == 429 or status >= 500:
+            raise _Retry(f"HTTP {status}", _retry_after(response))
+        if 300 <= status < 400:
+            where = response.headers.get("location", "?")
+            raise _GiveUp(f"HTTP {status} redirect to {where} (redirects are not followed)")
+        raise _GiveUp(f"HTTP {status} (not retried)")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""Worker processes: claim jobs from the store, generate, encode, store results."""

@@ -1,0 +1,84 @@
+"""`WorkerPool`: spawn local worker processes, restart any that die, stop them on exit."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from multiprocessing.process import BaseProcess
+
+from openimagine.config import Settings
+
+log = logging.getLogger("openimagine.pool")
+
+
+def _target(settings: Settings, index: int, parent_pid: int) -> None:
+    from openimagine.worker.main import worker_main
+
+    worker_main(settings, index, parent_pid)
+
+
+class WorkerPool:
+    """`count` worker processes (spawned, so the parent never imports torch)."""
+
+    def __init__(self, settings: Settings, count: int, restart_delay_s: float = 1.0) -> None:
+        self.settings = settings
+        self.count = count
+        self.restart_delay_s = restart_delay_s
+        self._ctx = multiprocessing.get_context("spawn")
+        self._procs: dict[int, BaseProcess] = {}
+        self._stopping = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    def _spawn(self, index: int) -> None:
+        proc = self._ctx.Process(
+            target=_target,
+            args=(self.settings, index, os.getpid()),
+            name=f"openimagine-worker-{index}",
+        )
+        proc.start()
+        self._procs[index] = proc
+        log.info("started worker %d (pid %s)", index, proc.pid)
+
+    def start(self) -> None:
+        """Spawn the workers and a thread that restarts any that exit."""
+        for i in range(self.count):
+            self._spawn(i)
+        self._monitor = threading.Thread(target=self._watch, name="worker-monitor", daemon=True)
+        self._monitor.start()
+
+    def pids(self) -> list[int]:
+        """PIDs of the live workers."""
+        return [p.pid for p in self._procs.values() if p.pid is not None and p.is_alive()]
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.5):
+            for index, proc in list(self._procs.items()):
+                if not proc.is_alive() and not self._stopping.is_set():
+                    log.warning(
+                        "worker %d (pid %s) exited with %s; restarting",
+                        index,
+                        proc.pid,
+                        proc.exitcode,
+                    )
+                    time.sleep(self.restart_delay_s)
+                    if not self._stopping.is_set():
+                        self._spawn(index)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM every worker (each hands its job back), then SIGKILL stragglers."""
+        self._stopping.set()
+        for proc in self._procs.values():
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.monotonic() + timeout_s
+        for proc in self._procs.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("worker pid %s did not stop in time; killing it", proc.pid)
+                proc.kill()
+                proc.join(5)
+        if self._monitor is not None:
+            self._monitor.join(2)
