@@ -47,13 +47,18 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# The tests check every file with the FFmpeg command-line tools, independently of PyAV; the
-# benchmarks load the API with wrk. On Debian/Ubuntu as root they are installed here.
+# The tests check every file with the FFmpeg command-line tools, independently of PyAV, and
+# drive the playground in the system Chromium (/usr/bin/chromium, never `playwright install`);
+# the benchmarks load the API with wrk. On Debian/Ubuntu as root they are installed here.
 tools:
 	@command -v ffprobe >/dev/null && command -v ffmpeg >/dev/null && command -v wrk >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg wrk >/dev/null; \
 	  else echo "please install ffmpeg and wrk (e.g. sudo apt-get install ffmpeg wrk)"; exit 1; fi; }
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "please install chromium (e.g. sudo apt-get install chromium)"; exit 1; fi; }
 
 test: install sdk-envs tools lint typecheck
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""Every benchmark in sequence (`make bench`): API, end to end, worker memory.
+"""Every benchmark in sequence (`make bench`): API, end to end, worker memory, encoder.
 
     python -m bench.run_all
 
@@ -14,7 +14,7 @@ import time
 
 from bench.common import ROOT, load_note, machine, today
 
-BENCHES = ("bench.api", "bench.e2e", "bench.memory")
+BENCHES = ("bench.api", "bench.e2e", "bench.memory", "bench.encode")
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
-"""`openimagine serve | worker | keys`: the command line, and the composition root."""
+"""`openimagine serve | worker | keys | generate | cancel | doctor`: the command line, and the
+composition root."""
 
 from __future__ import annotations
 
 import logging
 import signal
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +13,7 @@ import anyio
 import typer
 from rich.console import Console
 
+from openimagine.client import Client, ClientError, VideoOptions
 from openimagine.composition import (
     build_app,
     has_active_key,
@@ -19,6 +22,20 @@ from openimagine.composition import (
     weights_label,
 )
 from openimagine.config import Settings
+from openimagine.display import Display
+from openimagine.doctor import run_checks
+from openimagine.embedded import EmbeddedServer, EmbeddedServerError
+from openimagine.generate import (
+    INTERRUPTED,
+    fail,
+    fail_client,
+    media_options,
+    output_format,
+    output_paths,
+    quiet_http,
+    run,
+    server_answers,
+)
 from openimagine.keys import generate_key, hash_key, key_prefix
 from openimagine.store.sql import SqlStore
 
@@ -225,6 +242,124 @@ def keys_revoke(
         err.print(f"No active key matches {key!r}.")
         raise typer.Exit(1)
     console.print(f"revoked {key}")
+
+
+# -- the client commands ----------------------------------------------------------------------
+
+ServerUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="Server URL. Default: the local server (http://127.0.0.1:8765, or as "
+        "OPENIMAGINE_SERVER__* set it); `generate` starts one for the call if none answers.",
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="OPENIMAGINE_API_KEY", help="API key.", show_default=False),
+]
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the video shows.", show_default=False)],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File to save (with -n: NAME-2.EXT, …).")
+    ] = None,
+    image: Annotated[str | None, typer.Option(help="First frame: a local file or URL.")] = None,
+    video: Annotated[
+        str | None, typer.Option(help="Video to transform: local file or URL.")
+    ] = None,
+    size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT, e.g. 1280x720.")] = None,
+    resolution: Annotated[
+        str | None, typer.Option(help="480p or 720p (16:9 unless --image sets the shape).")
+    ] = None,
+    duration: Annotated[int | None, typer.Option(help="Seconds (1-15).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="MP4, WEBM or MOV (default: from -o).")
+    ] = None,
+    quality: Annotated[int | None, typer.Option(help="Output quality, 20-99.")] = None,
+    number: Annotated[int, typer.Option("-n", "--number", help="Videos to make (1-4).")] = 1,
+    seed: Annotated[int | None, typer.Option(help="Seed, for repeatable output.")] = None,
+    server: ServerUrl = None,
+    api_key: ApiKey = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Data directory of a server started here.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 3600,
+) -> None:
+    """Generate a video and save it: `openimagine generate "a lighthouse" -o storm.mp4`."""
+    quiet_http()
+    fmt = output_format(fmt, output)
+    opts = media_options(image, video, size, resolution)
+    opts.update(
+        VideoOptions(
+            task_uuid=str(uuid.uuid4()), output_format=fmt, number_results=number, include_cost=True
+        )
+    )
+    if duration is not None:
+        opts["duration"] = duration
+    if quality is not None:
+        opts["output_quality"] = quality
+    if seed is not None:
+        opts["seed"] = seed
+    paths = output_paths(output, prompt, fmt, number)
+    settings = make_settings(data_dir=data_dir)
+    embedded: EmbeddedServer | None = None
+    try:
+        with Display(err) as display:
+            url = server or settings.public_url()
+            if server is None and not server_answers(url):
+                display.stage("starting a local server (its first start builds the model)")
+                embedded = EmbeddedServer(settings)
+                embedded.start()
+                embedded.wait_ready(timeout=600)
+                url, api_key = embedded.base_url, embedded.key
+            with Client(url, api_key) as client:
+                run(client, display, prompt, opts, paths, timeout)
+    except KeyboardInterrupt:
+        fail("interrupted", INTERRUPTED)
+    except ClientError as exc:
+        fail_client(exc)
+    except (EmbeddedServerError, OSError) as exc:
+        fail(str(exc))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@app.command()
+def cancel(
+    task_uuid: Annotated[str, typer.Argument(help="The task's UUID.", show_default=False)],
+    server: ServerUrl = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Cancel a task (queued: at once; running: within one denoising step)."""
+    quiet_http()
+    url = server or make_settings(data_dir=data_dir).public_url()
+    try:
+        with Client(url, api_key) as client:
+            state = client.cancel(task_uuid)
+    except ClientError as err:
+        fail_client(err)
+    typer.echo(f"{task_uuid} {state}")
+
+
+@app.command()
+def doctor(data_dir: DataDir = None, store: StoreUrl = None) -> None:
+    """Check this machine: PyAV encoders, torch and CUDA, weights, store, free disk."""
+    settings = make_settings(data_dir=data_dir, store__url=store)
+    checks = run_checks(settings)
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        mark = "ok  " if c.ok else ("FAIL" if c.essential else "warn")
+        typer.echo(f"{mark}  {c.name:<{width}}  {c.detail}")
+    failed = [c.name for c in checks if c.essential and not c.ok]
+    if failed:
+        typer.echo(f"missing or broken: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
+    typer.echo("everything essential is in place")
 
 
 def main() -> None:

@@ -14,7 +14,9 @@ from openimagine.delivery.blobs import LocalBlobStore
 from openimagine.delivery.netguard import parse_networks
 from openimagine.delivery.signing import UrlSigner
 from openimagine.delivery.webhooks import RetryPolicy
+from openimagine.inputs import InputConfig, InputResolver
 from openimagine.keys import generate_key, hash_key, key_prefix
+from openimagine.media.videos import VideoLimits
 from openimagine.models.grok_imagine_video import GROK_IMAGINE_VIDEO
 from openimagine.models.validation import Limits
 from openimagine.outbox import OutboxSender
@@ -51,19 +53,41 @@ def build_app(settings: Settings) -> FastAPI:
     store = SqlStore(settings.store_url(), pool_size=settings.store.pool_size)
     blobs = LocalBlobStore(settings.blob_dir())
     signer = UrlSigner(settings.signing_secret(), settings.public_url())
+    allowed = parse_networks(settings.allowed_networks)
+    limits = settings.inputs
+    inputs = InputResolver(
+        store,
+        blobs,
+        GROK_IMAGINE_VIDEO,
+        InputConfig(
+            max_image_bytes=limits.max_image_bytes,
+            max_image_pixels=limits.max_image_pixels,
+            max_video_bytes=limits.max_video_bytes,
+            video=VideoLimits(
+                max_pixels=limits.max_video_pixels,
+                max_seconds=limits.max_video_seconds,
+                max_frames=limits.max_video_frames,
+            ),
+            fetch_timeout_s=limits.fetch_timeout_s,
+            max_redirects=limits.max_redirects,
+            media_ttl_s=limits.media_ttl_s,
+            allowed_networks=allowed,
+        ),
+    )
     service = VideoService(
         store=store,
         card=GROK_IMAGINE_VIDEO,
         blobs=blobs,
         signer=signer,
+        inputs=inputs,
         config=ServiceConfig(
             limits=Limits(
                 default_ttl_s=settings.delivery.default_ttl_s, max_ttl_s=settings.delivery.max_ttl_s
             ),
             max_attempts=settings.workers.max_attempts,
             max_upload_bytes=settings.server.max_body_bytes,
-            max_image_pixels=64_000_000,
-            media_ttl_s=30 * 24 * 3600,
+            max_image_pixels=limits.max_image_pixels,
+            media_ttl_s=limits.media_ttl_s,
         ),
     )
     weights, random_weights = weights_label(settings)
@@ -81,13 +105,14 @@ def build_app(settings: Settings) -> FastAPI:
             sender=OutboxSender(
                 store,
                 secret=settings.webhook_secret(),
-                allowed_networks=parse_networks(settings.delivery.allowed_networks),
+                allowed_networks=allowed,
                 policy=RetryPolicy(
                     max_attempts=settings.delivery.webhook_max_attempts,
                     backoff_s=settings.delivery.webhook_backoff_s,
                     backoff_max_s=settings.delivery.webhook_backoff_max_s,
                 ),
                 timeout_s=settings.delivery.webhook_timeout_s,
+                blobs=blobs,
             ),
             sweeper=Sweeper(store, blobs, interval_s=settings.delivery.sweep_interval_s),
         )

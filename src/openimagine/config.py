@@ -7,6 +7,7 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,11 +89,72 @@ class DeliverySettings(BaseModel):
         default=2.0, gt=0, description="First retry delay; doubles each try, with jitter."
     )
     webhook_backoff_max_s: float = Field(default=600.0, gt=0)
-    allowed_networks: str = Field(
-        default="",
-        description="Comma-separated CIDRs that outbound requests may reach even though they "
-        "are private, loopback or link-local (e.g. 10.0.0.0/8 for an internal receiver).",
+
+
+class InputSettings(BaseModel):
+    """Limits on the images and videos a task brings, checked before they are decoded."""
+
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_video_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    max_video_pixels: int = Field(default=3840 * 2160, ge=1)
+    max_video_seconds: float = Field(default=30.0, gt=0)
+    max_video_frames: int = Field(default=1800, ge=1)
+    fetch_timeout_s: float = Field(default=15.0, gt=0, description="Per URL fetch.")
+    max_redirects: int = Field(default=5, ge=0)
+    media_ttl_s: int = Field(default=30 * 24 * 3600, ge=60, description="Uploaded media life.")
+
+
+# NudeNet's detector classes, in the order of the model's output rows (worker/safety.py).
+NudeNetLabel = Literal[
+    "FEMALE_GENITALIA_COVERED",
+    "FACE_FEMALE",
+    "BUTTOCKS_EXPOSED",
+    "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_BREAST_EXPOSED",
+    "ANUS_EXPOSED",
+    "FEET_EXPOSED",
+    "BELLY_COVERED",
+    "FEET_COVERED",
+    "ARMPITS_COVERED",
+    "ARMPITS_EXPOSED",
+    "FACE_MALE",
+    "BELLY_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "ANUS_COVERED",
+    "FEMALE_BREAST_COVERED",
+    "BUTTOCKS_COVERED",
+]
+
+DEFAULT_NSFW_LABELS: tuple[NudeNetLabel, ...] = (
+    "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "BUTTOCKS_EXPOSED",
+    "ANUS_EXPOSED",
+)
+
+
+class SafetySettings(BaseModel):
+    """Content checks (`safety.checkContent`/`safety.mode`): NudeNet in the workers."""
+
+    action: Literal["flag", "block"] = Field(
+        default="flag",
+        description="flag: report NSFWContent: true and serve the result; block: the result "
+        "becomes an error (nsfwContentDetected) and its file is never stored.",
     )
+    threshold: float = Field(
+        default=0.5, gt=0, le=1, description="Detector score at which a class counts."
+    )
+    labels: list[NudeNetLabel] = Field(
+        default_factory=lambda: list(DEFAULT_NSFW_LABELS),
+        description="NudeNet classes that make a frame NSFW.",
+    )
+    fast_frames: int = Field(
+        default=7, ge=2, description="Evenly spaced frames `fast` checks (plus the middle one)."
+    )
+    threads: int = Field(default=1, ge=1, description="Detector threads per worker.")
 
 
 class Settings(BaseSettings):
@@ -108,6 +170,13 @@ class Settings(BaseSettings):
     workers: WorkerSettings = WorkerSettings()
     model: ModelSettings = ModelSettings()
     delivery: DeliverySettings = DeliverySettings()
+    inputs: InputSettings = InputSettings()
+    safety: SafetySettings = SafetySettings()
+    allowed_networks: str = Field(
+        default="",
+        description="Comma-separated CIDRs that outbound requests (media fetches, webhooks) may "
+        "reach even though they are private, loopback or link-local (e.g. 10.0.0.0/8).",
+    )
     api_keys: list[str] = Field(
         default_factory=list, description="Keys accepted besides stored ones."
     )

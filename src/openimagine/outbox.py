@@ -9,14 +9,16 @@ delivery as `failed` at once, with the reason kept in `last_error`.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 import httpx
 
 from openimagine.__about__ import __version__
+from openimagine.delivery.blobs import LocalBlobStore
 from openimagine.delivery.netguard import BlockedAddress, IPNetwork, check_url
 from openimagine.delivery.webhooks import RetryPolicy, signature
 from openimagine.store.base import OutboxItem, TaskStore
@@ -47,6 +49,7 @@ class OutboxSender:
         timeout_s: float = 10.0,
         poll_s: float = 0.25,
         batch: int = 16,
+        blobs: LocalBlobStore | None = None,
     ) -> None:
         self.store = store
         self.secret = secret
@@ -55,6 +58,7 @@ class OutboxSender:
         self.timeout_s = timeout_s
         self.poll_s = poll_s
         self.batch = batch
+        self.blobs = blobs  # where upload deliveries read their files
 
     async def run(self) -> None:
         """Poll, deliver, repeat; a failing store is logged and retried, never fatal."""
@@ -103,16 +107,11 @@ class OutboxSender:
             await check_url(item.url, self.allowed)
         except BlockedAddress as exc:
             raise _GiveUp(str(exc)) from exc
-        body = item.payload.encode()
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": item.id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature(self.secret, item.id, timestamp, body),
-        }
         try:
-            response = await client.post(item.url, content=body, headers=headers)
+            if item.kind == "upload":
+                response = await self._put_file(client, item)
+            else:
+                response = await self._post_webhook(client, item)
         except httpx.TransportError as exc:
             raise _Retry(f"{type(exc).__name__}: {exc}") from exc
         status = response.status_code
@@ -124,6 +123,33 @@ class OutboxSender:
             where = response.headers.get("location", "?")
             raise _GiveUp(f"HTTP {status} redirect to {where} (redirects are not followed)")
         raise _GiveUp(f"HTTP {status} (not retried)")
+
+    async def _post_webhook(self, client: httpx.AsyncClient, item: OutboxItem) -> httpx.Response:
+        body = item.payload.encode()
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": item.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature(self.secret, item.id, timestamp, body),
+        }
+        return await client.post(item.url, content=body, headers=headers)
+
+    async def _put_file(self, client: httpx.AsyncClient, item: OutboxItem) -> httpx.Response:
+        """PUT the raw result file, streamed from the blob store, as presigned URLs expect."""
+        upload = json.loads(item.payload)
+        path = self.blobs.path(upload["blobKey"]) if self.blobs is not None else None
+        if path is None:
+            raise _GiveUp("the result file is gone (its TTL expired before the upload)")
+        size = (await anyio.Path(path).stat()).st_size
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async with await anyio.open_file(path, "rb") as f:
+                while chunk := await f.read(1 << 20):
+                    yield chunk
+
+        headers = {"Content-Type": upload["contentType"], "Content-Length": str(size)}
+        return await client.put(item.url, content=chunks(), headers=headers)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

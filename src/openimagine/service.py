@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 import uuid
@@ -11,16 +12,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import anyio
-
 from openimagine.delivery.blobs import LocalBlobStore
 from openimagine.delivery.items import job_items, media_path
 from openimagine.delivery.signing import UrlSigner
-from openimagine.domain.jobs import Job
+from openimagine.domain.jobs import Job, JobStatus
 from openimagine.domain.params import Mode, VideoRequest
-from openimagine.errors import AuthError, InvalidInput, NotFound
+from openimagine.errors import AuthError, Conflict, InvalidInput, MediaError, NotFound
+from openimagine.inputs import InputResolver, Kind
 from openimagine.keys import hash_key
-from openimagine.media.images import inspect_image
 from openimagine.media.sources import SourceKind, classify, decode_inline
 from openimagine.models.card import ModelCard
 from openimagine.models.fields import check_task_uuid, get_choice, get_str, reject_unknown
@@ -52,12 +51,14 @@ class VideoService:
         blobs: LocalBlobStore,
         signer: UrlSigner,
         config: ServiceConfig,
+        inputs: InputResolver,
     ) -> None:
         self.store = store
         self.card = card
         self.blobs = blobs
         self.signer = signer
         self.config = config
+        self.inputs = inputs
         self._auth_cache: dict[str, tuple[str, float]] = {}
 
     # -- auth --------------------------------------------------------------------------------
@@ -80,23 +81,27 @@ class VideoService:
 
     # -- videoInference ----------------------------------------------------------------------
 
-    def price(self, request: VideoRequest) -> float | None:
-        """Per-result cost, when it is known at submit (V2V waits for its input's length)."""
-        if request.mode is Mode.V2V or request.duration_s is None:
-            return None
-        if request.mode is Mode.I2V:
-            tier = request.resolution or self.card.default_resolution
+    def price(self, request: VideoRequest) -> float:
+        """Per-result cost of a resolved request (its size and length are known)."""
+        assert request.width is not None  # noqa: S101 - resolved at submit
+        assert request.height is not None  # noqa: S101
+        size = self.card.size(request.width, request.height)
+        assert size is not None  # noqa: S101 - validated, or chosen from the card
+        tier = request.resolution if request.mode is Mode.I2V and request.resolution else size.tier
+        source = Fraction(request.source_seconds) if request.source_seconds else None
+        if request.duration_s is not None:
+            seconds = Fraction(request.duration_s)
         else:
-            assert request.width is not None  # noqa: S101 - T2V always has a size
-            assert request.height is not None  # noqa: S101
-            size = self.card.size(request.width, request.height)
-            assert size is not None  # noqa: S101 - validated
-            tier = size.tier
+            # Video-to-video without `duration` bills the input's exact length (the page's
+            # 202-frame 30 fps example costs $0.404), though 24 fps rounds the file's.
+            assert source is not None  # noqa: S101 - resolved from the input video
+            seconds = source
         cost = quote(
             self.card,
             tier=tier,
-            output_seconds=Fraction(request.duration_s),
+            output_seconds=seconds,
             image_input=request.mode is Mode.I2V,
+            input_video_seconds=source,
         )
         return as_float(cost)
 
@@ -108,7 +113,18 @@ class VideoService:
         """
         task_uuid = check_task_uuid(task.get("taskUUID"))
         request = validate_video_task(task, self.card, self.config.limits)
-        canonical = request.to_json()
+        # Idempotency is judged on the request as sent, before its inputs are resolved.
+        request_hash = hashlib.sha256(request.to_json().encode()).hexdigest()
+        ack = {"taskType": "videoInference", "taskUUID": task_uuid}
+        existing = await self.store.get_job(task_uuid, owner)
+        if existing is not None:
+            if existing[0].request_hash == request_hash:
+                return ack  # a retried submit: the job is already queued
+            raise Conflict(
+                f"taskUUID {task_uuid} was already used for a different request.",
+                parameter="taskUUID",
+            )
+        request = await self.inputs.resolve(owner, request)
         base = request.seed if request.seed is not None else secrets.randbelow(2**32) + 1
         n = request.number_results
         cost = self.price(request)
@@ -118,15 +134,15 @@ class VideoService:
                 owner=owner,
                 task_type="videoInference",
                 model=request.model,
-                request=canonical,
-                request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+                request=request.to_json(),
+                request_hash=request_hash,
                 max_attempts=self.config.max_attempts,
                 video_uuids=[str(uuid.uuid4()) for _ in range(n)],
                 seeds=[1 + (base + i - 1) % SEED_MAX for i in range(n)],  # seeds are 1..SEED_MAX
                 costs=[cost] * n,
             )
         )
-        return {"taskType": "videoInference", "taskUUID": task_uuid}
+        return ack
 
     async def job(self, owner: str, task_uuid: str) -> tuple[Job, list[Any]]:
         """A job and its results, or NotFound."""
@@ -141,7 +157,29 @@ class VideoService:
         """Runware getResponse: one item per result, errors apart."""
         task_uuid = check_task_uuid(task_uuid)
         job, results = await self.job(owner, task_uuid)
-        return job_items(job, results, self.signer)
+        data, errors = job_items(job, results, self.signer)
+        if job.status is JobStatus.QUEUED:
+            # How many jobs run first: progress a client can show before generation starts.
+            ahead = await self.store.queue_position(task_uuid)
+            for item in data:
+                item["queuePosition"] = ahead
+        request = VideoRequest.from_json(job.request)
+        if request.upload_endpoint is not None:
+            await self._add_upload_status(task_uuid, data)
+        return data, errors
+
+    async def _add_upload_status(self, task_uuid: str, items: list[dict[str, Any]]) -> None:
+        """Each item's PUT to the user's `uploadEndpoint`: pending, delivered or failed."""
+        uploads: dict[str, dict[str, object]] = {}
+        for row in await self.store.outbox_status(task_uuid):
+            if row["kind"] == "upload":
+                uploads[json.loads(str(row["payload"]))["videoUUID"]] = row
+        for item in items:
+            upload = uploads.get(item["videoUUID"])
+            if upload is not None:
+                item["uploadStatus"] = upload["status"]
+                if upload["status"] == "failed":
+                    item["uploadError"] = upload["last_error"]
 
     async def deliveries(self, owner: str, task_uuid: Any) -> list[dict[str, object]]:
         """The webhook and upload deliveries of one of the owner's tasks."""
@@ -185,41 +223,57 @@ class VideoService:
                 )
             self.blobs.delete(removed.blob_key)
             return {**base, "mediaUUID": removed.media_uuid}
-        item = await self._store_image(owner, value, "media")
+        item = await self._store_upload(owner, value, "media", kinds=("image", "video"))
         return {**base, "mediaUUID": item.media_uuid, "mediaURL": self._media_url(item)}
 
     async def _store_image(self, owner: str, value: str, parameter: str) -> MediaItem:
+        return await self._store_upload(owner, value, parameter, kinds=("image",))
+
+    async def _store_upload(
+        self, owner: str, value: str, parameter: str, kinds: tuple[Kind, ...]
+    ) -> MediaItem:
         source = classify(value)
         if source.kind not in (SourceKind.DATA_URI, SourceKind.BASE64):
             raise InvalidInput(
-                f"{parameter}: upload the image as a data URI or base64.",
+                f"{parameter}: upload the media as a data URI or base64.",
                 code="unsupportedMediaSource",
                 parameter=parameter,
             )
-        data, _mime = decode_inline(source, parameter, self.config.max_upload_bytes)
-        info = await anyio.to_thread.run_sync(
-            inspect_image, data, parameter, self.config.max_image_pixels
-        )
-        media_uuid = str(uuid.uuid4())
-        key = f"inputs/{media_uuid}{info.extension}"
-        await anyio.to_thread.run_sync(self.blobs.put_bytes, key, data)
-        now = time.time()
-        item = MediaItem(
-            media_uuid=media_uuid,
-            owner=owner,
-            kind="image",
-            blob_key=key,
-            content_type=info.content_type,
-            size_bytes=len(data),
-            width=info.width,
-            height=info.height,
-            duration_s=None,
-            created_at=now,
-            expires_at=now + self.config.media_ttl_s,
-        )
-        await self.store.add_media(item)
-        return item
+        data, mime = decode_inline(source, parameter, self.config.max_upload_bytes)
+        # Images are tried first unless the data URI says video; a file that is neither
+        # reports why it is not an image (the common case).
+        order = sorted(kinds, key=lambda k: 0 if mime and mime.startswith(k) else 1)
+        first_error: MediaError | None = None
+        for kind in order:
+            try:
+                return await self.inputs.store_upload(owner, data, kind, parameter)
+            except MediaError as exc:
+                first_error = first_error or exc
+        assert first_error is not None  # noqa: S101 - kinds is never empty
+        raise first_error
 
     def _media_url(self, item: MediaItem) -> str:
         expires = item.expires_at if item.expires_at is not None else time.time() + 3600
         return self.signer.url(media_path(item.blob_key), expires)
+
+    # -- listing and deleting (the OpenAI-compatible /v1/videos) -----------------------------
+
+    async def list_jobs(
+        self, owner: str, *, after: str | None, limit: int, descending: bool
+    ) -> tuple[list[tuple[Job, list[Any]]], bool]:
+        """A page of the owner's jobs with their results, and whether more follow."""
+        rows = await self.store.list_jobs(owner, after, limit + 1, descending=descending)
+        return rows[:limit], len(rows) > limit
+
+    async def delete_job(self, owner: str, task_uuid: str) -> Job:
+        """Delete a job that is not running, its results and their files; NotFound or
+        Conflict (running) otherwise. Its inputs stay until their own expiry (another task
+        may use them)."""
+        removed = await self.store.delete_job(task_uuid, owner)
+        if removed is None:
+            raise NotFound(f"No task found with taskUUID {task_uuid}.", parameter="taskUUID")
+        job, results = removed
+        for result in results:
+            if result.blob_key is not None:
+                self.blobs.delete(result.blob_key)
+        return job

@@ -59,6 +59,17 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *_: Any) -> None:
             pass
 
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            with rec.lock:
+                rec.hits.append(Received(self.path, headers, body))
+                tries = sum(1 for h in rec.hits if h.path == self.path)
+            status = {"/put": 500 if tries == 1 else 200, "/put-forbidden": 403}[self.path]
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -96,7 +107,7 @@ def hook_server(
     tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path
 ) -> Iterator[Server]:
     env = {
-        "OPENIMAGINE_DELIVERY__ALLOWED_NETWORKS": "127.0.0.1/32",
+        "OPENIMAGINE_ALLOWED_NETWORKS": "127.0.0.1/32",
         "OPENIMAGINE_DELIVERY__WEBHOOK_BACKOFF_S": "0.2",
         "OPENIMAGINE_DELIVERY__WEBHOOK_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
         "OPENIMAGINE_DELIVERY__WEBHOOK_TIMEOUT_S": "1",
@@ -236,3 +247,29 @@ def test_a_cancelled_task_posts_its_errors(hook_server: Server, receiver: Receiv
     [hit] = [h for h in receiver.received("/ok") if h.headers["webhook-id"] == row["id"]]
     [posted] = json.loads(hit.body)["errors"]
     assert (posted["taskUUID"], posted["code"]) == (task["taskUUID"], "taskCancelled")
+
+
+def test_each_result_is_put_to_the_upload_endpoint(
+    hook_server: Server, receiver: Receiver, tmp_path: Path
+):
+    task = t2v(uploadEndpoint=receiver.url("/put"), outputFormat="WEBM")
+    hook_server.post([task])
+    [row] = _wait_deliveries(hook_server, task["taskUUID"], 1)
+    assert (row["kind"], row["status"], row["attempts"]) == ("upload", "delivered", 2)
+    [item] = hook_server.poll(task["taskUUID"])["data"]
+    assert item["uploadStatus"] == "delivered"
+    served = httpx.get(item["videoURL"], timeout=30).content
+    put = receiver.received("/put")[-1]
+    assert put.body == served  # the raw file, byte for byte
+    assert put.headers["content-type"] == "video/webm"
+    assert put.headers["content-length"] == str(len(served))
+
+
+def test_an_upload_that_fails_is_reported_on_the_item(hook_server: Server, receiver: Receiver):
+    task = t2v(uploadEndpoint=receiver.url("/put-forbidden"))
+    hook_server.post([task])
+    _wait_deliveries(hook_server, task["taskUUID"], 1)
+    [item] = hook_server.poll(task["taskUUID"])["data"]
+    assert item["status"] == "success"  # the clip itself is fine and served
+    assert item["uploadStatus"] == "failed"
+    assert "HTTP 403" in item["uploadError"]

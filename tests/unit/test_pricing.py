@@ -8,6 +8,7 @@ it, and compared both as an exact Decimal and as the float that goes on the wire
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from fractions import Fraction
@@ -38,10 +39,15 @@ def quote_mode(tier: str, mode: str, seconds: Fraction) -> Decimal:
 
 
 def submit_price(task: dict[str, Any]) -> float | None:
-    """The per-result cost the service stores at submit for a task (None: not known yet)."""
+    """The per-result cost the service stores at submit for a task."""
     # price() only reads the card; the other collaborators are never touched.
-    service = VideoService(None, CARD, None, None, None)  # type: ignore[arg-type]
-    return service.price(validate_video_task(task, CARD, LIMITS))
+    service = VideoService(None, CARD, None, None, None, None)  # type: ignore[arg-type]
+    request = validate_video_task(task, CARD, LIMITS)
+    if request.width is None:
+        # Image-to-video takes its size from the image at submit: a 16:9 one here.
+        size = CARD.nearest_size(request.resolution or CARD.default_resolution, 16, 9)
+        request = dataclasses.replace(request, width=size.width, height=size.height)
+    return service.price(request)
 
 
 def task(**fields: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import anyio
 from fastapi import FastAPI
 
 from openimagine.__about__ import __version__
-from openimagine.api import health, jobs, media, runware
+from openimagine.api import docs, health, jobs, media, playground, runware, videos
 from openimagine.api.tasks import TaskProcessor
 from openimagine.delivery.blobs import LocalBlobStore
 from openimagine.delivery.signing import UrlSigner
@@ -71,5 +71,9 @@ def create_app(deps: AppDeps) -> FastAPI:
     app.include_router(media.router)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(playground.router)
+    app.include_router(videos.router)
+    app.mount(playground.STATIC_PATH, playground.static_files(), name="static")
     app.add_exception_handler(jobs.Refused, jobs.refused_handler)
+    docs.document(app)  # last: documents every route included above
     return app

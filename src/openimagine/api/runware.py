@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit`."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
@@ -63,7 +64,7 @@ async def post_tasks(request: Request) -> JSONResponse:
     leading `{"taskType": "authentication", "apiKey": ...}` task."""
     processor: TaskProcessor = request.app.state.processor
     try:
-        tasks = parse_tasks(_json(await _read_body(request, request.app.state.max_body_bytes)))
+        tasks = parse_tasks(_json(await read_body(request, request.app.state.max_body_bytes)))
     except OpenImagineError as err:
         return _error_response(err)
     key = _bearer(request)

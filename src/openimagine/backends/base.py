@@ -50,6 +50,21 @@ class Clip:
 
 
 @dataclass(frozen=True, slots=True)
+class Conditioning:
+    """What a clip is conditioned on besides its prompt, already fitted to the backend's
+    grid (see `VideoBackend.grid`): uint8 RGB `[H, W, 3]` images, `[F, H, W, 3]` video."""
+
+    first_frame: np.ndarray | None = None  # image-to-video: the clip opens on this image
+    references: tuple[np.ndarray, ...] = ()  # guide the whole clip, at no fixed frame
+    video: np.ndarray | None = None  # video-to-video: the source, one frame per output frame
+
+    @property
+    def empty(self) -> bool:
+        """True for plain text-to-video."""
+        return self.first_frame is None and not self.references and self.video is None
+
+
+@dataclass(frozen=True, slots=True)
 class Grid:
     """The size and frame count a backend actually generates for a request (≥ the request)."""
 
@@ -68,6 +83,10 @@ class VideoBackend(Protocol):
         """The generation grid covering a requested size and length."""
 
     def generate(
-        self, params: GenerationParams, on_step: StepCallback, should_stop: StopCheck
+        self,
+        params: GenerationParams,
+        on_step: StepCallback,
+        should_stop: StopCheck,
+        conditioning: Conditioning | None = None,
     ) -> Clip:
         """Generate one clip on the grid for `params`; raise `Canceled` if asked to stop."""

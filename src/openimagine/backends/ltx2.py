@@ -1,4 +1,18 @@
-"""LTX-2 through diffusers: one set of weights serves text-to-video with stereo audio."""
+"""LTX-2 through diffusers: one set of weights serves text-, image- and video-to-video, each
+with stereo audio.
+
+The task pipelines share the loaded components through `from_pipe` (no second copy of the
+weights):
+- text-to-video: `LTX2Pipeline`;
+- image-to-video: `LTX2ImageToVideoPipeline`, the image as the clean first latent frame;
+- reference images (text-to-video): `LTX2ConditionPipeline` keyframe conditions, each image
+  at an evenly spaced frame index with partial strength, so it steers the clip without
+  becoming a hard frame;
+- video-to-video: `LTX2ConditionPipeline` with the whole source clip as one condition at
+  frame 0, at partial strength: its latents start less noisy and are blended back at every
+  step, so the source's layout and motion carry through while the prompt restyles it. (The
+  IC-LoRA path, `LTX2InContextPipeline`, needs IC-LoRA weights, which no checkpoint here has.)
+"""
 
 from __future__ import annotations
 
@@ -13,6 +27,7 @@ from openimagine.backends.base import (
     BackendInfo,
     Canceled,
     Clip,
+    Conditioning,
     Grid,
     StepCallback,
     StopCheck,
@@ -55,6 +70,11 @@ class LTX2Backend:
         self._steps = steps
         self._threads = torch_threads
         self._pipe: Any = None
+        self._task_pipes: dict[str, Any] = {}
+        # Condition strengths (0: ignored, 1: kept exactly): a source video restyled but
+        # recognizable, references felt but not copied.
+        self.v2v_strength = 0.7
+        self.reference_strength = 0.5
         self._device = "cpu"
         self._config: dict[str, Any] = {}
 
@@ -99,8 +119,52 @@ class LTX2Backend:
             return dict(_DISTILLED)
         return {}
 
+    def _task_pipe(self, name: str) -> Any:
+        """The task pipeline `name` over the loaded components, made once."""
+        if name not in self._task_pipes:
+            import diffusers
+
+            pipe = getattr(diffusers, name).from_pipe(self._pipe)
+            pipe.set_progress_bar_config(disable=True)
+            self._task_pipes[name] = pipe
+        return self._task_pipes[name]
+
+    def _inputs(self, cond: Conditioning | None, num_frames: int) -> tuple[Any, dict[str, Any]]:
+        """The pipeline for a conditioning, and the arguments that carry it."""
+        if cond is None or cond.empty:
+            return self._pipe, {}
+        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+        from PIL import Image
+
+        if cond.first_frame is not None:
+            # A PIL image gets the pipeline's H.264 round trip (image_crf), as in training.
+            pipe = self._task_pipe("LTX2ImageToVideoPipeline")
+            return pipe, {"image": Image.fromarray(cond.first_frame)}
+        conditions = []
+        if cond.video is not None:
+            frames = [Image.fromarray(f) for f in cond.video[:num_frames]]
+            conditions.append(
+                LTX2VideoCondition(frames=frames, index=0, strength=self.v2v_strength)
+            )
+        n = len(cond.references)
+        latent_frames = (num_frames - 1) // 8 + 1  # `index` counts latent frames (8 each)
+        for i, ref in enumerate(cond.references):
+            # Evenly spaced inside the clip, never latent frame 0 (that would make the
+            # reference the opening frame, which is frameImages' job).
+            index = max(1, min(latent_frames - 1, round((i + 1) * latent_frames / (n + 1))))
+            conditions.append(
+                LTX2VideoCondition(
+                    frames=Image.fromarray(ref), index=index, strength=self.reference_strength
+                )
+            )
+        return self._task_pipe("LTX2ConditionPipeline"), {"conditions": conditions}
+
     def generate(
-        self, params: GenerationParams, on_step: StepCallback, should_stop: StopCheck
+        self,
+        params: GenerationParams,
+        on_step: StepCallback,
+        should_stop: StopCheck,
+        conditioning: Conditioning | None = None,
     ) -> Clip:
         """Run the pipeline on the grid for `params`; progress per denoising step."""
         import torch
@@ -117,8 +181,9 @@ class LTX2Backend:
                 raise Canceled
             return kwargs
 
+        pipe, extra = self._inputs(conditioning, grid.num_frames)
         with torch.inference_mode():
-            out = self._pipe(
+            out = pipe(
                 prompt=params.prompt,
                 negative_prompt="",
                 height=grid.height,
@@ -131,6 +196,7 @@ class LTX2Backend:
                 max_sequence_length=int(self._config.get("max_sequence_length", 1024)),
                 callback_on_step_end=step_end,
                 **self._guidance(),
+                **extra,
             )
         audio = out.audio[0]
         if hasattr(audio, "float"):  # a torch tensor

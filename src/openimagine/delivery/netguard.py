@@ -3,7 +3,7 @@
 Every URL the server calls on a user's behalf (webhooks, upload endpoints, media fetches) is
 resolved first, and refused when any address it resolves to is loopback, private, link-local,
 CGNAT, multicast, reserved or a cloud metadata address, unless the operator allowed that
-network (`OPENIMAGINE_DELIVERY__ALLOWED_NETWORKS`). Redirects are never followed blindly: a
+network (`OPENIMAGINE_ALLOWED_NETWORKS`). Redirects are never followed blindly: a
 caller that follows one checks the new URL again.
 """
 
@@ -60,7 +60,7 @@ def check_ip(ip: IPAddress, allowed: Sequence[IPNetwork]) -> None:
         return
     raise BlockedAddress(
         f"{ip} is a private, loopback, link-local or reserved address, which this server does "
-        "not call (an operator can allow a network with OPENIMAGINE_DELIVERY__ALLOWED_NETWORKS)"
+        "not call (an operator can allow a network with OPENIMAGINE_ALLOWED_NETWORKS)"
     )
 
 

@@ -27,5 +27,6 @@ class UrlSigner:
 
     def verify(self, path: str, expires: int, signature: str, now: float) -> bool:
         """Whether the signature matches and has not expired (constant-time compare)."""
-        expected = self.signature(path, expires)
-        return hmac.compare_digest(expected, signature) and now < expires
+        expected = self.signature(path, expires).encode()
+        # Bytes, since compare_digest refuses non-ASCII str (a forged sig can be anything).
+        return hmac.compare_digest(expected, signature.encode()) and now < expires

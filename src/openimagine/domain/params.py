@@ -45,6 +45,10 @@ class VideoRequest:
     frame_image: str | None = None
     reference_images: tuple[str, ...] = field(default_factory=tuple)
     video: str | None = None
+    # Filled at submit from the input video (V2V): the exact output frame count, and the
+    # input's exact length as a fraction string ("101/15"), which its price depends on.
+    num_frames: int | None = None
+    source_seconds: str | None = None
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys), also the basis of the idempotency hash."""

@@ -205,3 +205,16 @@ class TaskStore(Protocol):
 
     async def outbox_status(self, task_uuid: str) -> list[dict[str, object]]:
         """Deliveries of a job, for inspection."""
+
+    async def list_jobs(
+        self, owner: str, after: str | None, limit: int, *, descending: bool = True
+    ) -> list[tuple[Job, list[Result]]]:
+        """A page of the owner's jobs with their results, ordered by creation (newest first
+        when `descending`), starting after the job `after`. Raises `NotFound` when `after`
+        is not one of the owner's jobs."""
+        ...
+
+    async def delete_job(self, task_uuid: str, owner: str) -> tuple[Job, list[Result]] | None:
+        """Remove a job that no worker holds, with its results and deliveries; return what
+        was removed (None when the owner has no such job). Raises `Conflict` while it runs."""
+        ...

@@ -8,10 +8,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from openimagine.domain.jobs import Job, JobStatus, Result
+from openimagine.errors import Conflict, NotFound
 from openimagine.store.base import ApiKey, MediaItem, OutboxItem, WorkerInfo
 from openimagine.store.engine import Engines
-from openimagine.store.rows import to_media, to_outbox, to_worker
-from openimagine.store.tables import api_keys, media, results, webhook_outbox, workers
+from openimagine.store.rows import to_job, to_media, to_outbox, to_result, to_worker
+from openimagine.store.tables import api_keys, jobs, media, results, webhook_outbox, workers
 
 
 class ExtrasMixin:
@@ -212,6 +214,81 @@ class ExtrasMixin:
             )
             return [dict(r._mapping) for r in await conn.execute(q)]
 
+    # -- listing and deleting jobs (the OpenAI-compatible /v1/videos) -------------------------
+
+    async def list_jobs(
+        self, owner: str, after: str | None, limit: int, *, descending: bool = True
+    ) -> list[tuple[Job, list[Result]]]:
+        """A page of the owner's jobs with their results, by (created_at, task_uuid), after
+        the job `after`; `NotFound` when `after` is not one of the owner's jobs."""
+        async with self.engines.read.connect() as conn:
+            q = jobs.select().where(jobs.c.owner == owner)
+            if after is not None:
+                cursor = (
+                    await conn.execute(
+                        sa.select(jobs.c.created_at).where(
+                            jobs.c.task_uuid == after, jobs.c.owner == owner
+                        )
+                    )
+                ).first()
+                if cursor is None:
+                    raise NotFound(f"No video with id {after}.", parameter="after")
+                q = q.where(_beyond(cursor[0], after, descending))
+            keys = (jobs.c.created_at, jobs.c.task_uuid)
+            q = q.order_by(*(k.desc() if descending else k.asc() for k in keys)).limit(limit)
+            page = [to_job(r) for r in await conn.execute(q)]
+            if not page:
+                return []
+            rq = (
+                results.select()
+                .where(results.c.task_uuid.in_([j.task_uuid for j in page]))
+                .order_by(results.c.task_uuid, results.c.idx)
+            )
+            grouped: dict[str, list[Result]] = {j.task_uuid: [] for j in page}
+            for row in await conn.execute(rq):
+                result = to_result(row)
+                grouped[result.task_uuid].append(result)
+            return [(j, grouped[j.task_uuid]) for j in page]
+
+    async def delete_job(self, task_uuid: str, owner: str) -> tuple[Job, list[Result]] | None:
+        """Remove a job no worker holds, with its results and deliveries; return what was
+        removed. A running job raises `Conflict` (cancel it first)."""
+        async with self.engines.write.begin() as conn:
+            q = jobs.select().where(jobs.c.task_uuid == task_uuid, jobs.c.owner == owner)
+            if self.engines.dialect == "postgresql":
+                q = q.with_for_update()  # a claim (SKIP LOCKED) passes it by meanwhile
+            row = (await conn.execute(q)).first()
+            if row is None:
+                return None
+            job = to_job(row)
+            if job.status is JobStatus.RUNNING:
+                raise Conflict(
+                    f"Task {task_uuid} is running: cancel it, then delete it once it stops.",
+                    code="taskRunning",
+                    parameter="taskUUID",
+                )
+            rq = results.select().where(results.c.task_uuid == task_uuid).order_by(results.c.idx)
+            removed = [to_result(r) for r in await conn.execute(rq)]
+            await conn.execute(
+                webhook_outbox.delete().where(webhook_outbox.c.task_uuid == task_uuid)
+            )
+            await conn.execute(results.delete().where(results.c.task_uuid == task_uuid))
+            await conn.execute(jobs.delete().where(jobs.c.task_uuid == task_uuid))
+            return job, removed
+
 
 def _fields(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def _beyond(created_at: float, task_uuid: str, descending: bool) -> sa.ColumnElement[bool]:
+    """Rows after the cursor (created_at, task_uuid) in the page order."""
+    if descending:
+        return sa.or_(
+            jobs.c.created_at < created_at,
+            sa.and_(jobs.c.created_at == created_at, jobs.c.task_uuid < task_uuid),
+        )
+    return sa.or_(
+        jobs.c.created_at > created_at,
+        sa.and_(jobs.c.created_at == created_at, jobs.c.task_uuid > task_uuid),
+    )

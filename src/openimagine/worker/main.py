@@ -20,6 +20,7 @@ from openimagine.delivery.signing import UrlSigner
 from openimagine.store.base import WorkerInfo
 from openimagine.store.sql import SqlStore
 from openimagine.worker.runner import JobRunner, RunnerConfig
+from openimagine.worker.safety import ContentSafety, NudeNetChecker
 
 log = logging.getLogger("openimagine.worker")
 
@@ -49,6 +50,20 @@ def make_backend(settings: Settings) -> LTX2Backend:
         models_dir=settings.models_dir(),
         steps=settings.model.steps,
         torch_threads=settings.workers.torch_threads,
+    )
+
+
+def make_safety(settings: Settings) -> ContentSafety:
+    """Content checks as the settings ask; the detector itself loads on the first check."""
+    checker = NudeNetChecker(
+        threshold=settings.safety.threshold,
+        labels=settings.safety.labels,
+        threads=settings.safety.threads,
+    )
+    return ContentSafety(
+        checker=checker,
+        action=settings.safety.action,
+        fast_frames=settings.safety.fast_frames,
     )
 
 
@@ -86,6 +101,7 @@ class Worker:
                     steps=settings.model.steps,
                 ),
                 shutdown=self.shutdown,
+                safety=make_safety(settings),
             )
             await store.worker_heartbeat(self.id, "ready")
             log.info("worker %s ready (%s)", self.id, info.weights)

@@ -18,17 +18,19 @@ from fractions import Fraction
 
 import anyio
 
-from openimagine.backends.base import BackendInfo, Canceled, VideoBackend
+from openimagine.backends.base import BackendInfo, Canceled, Clip, VideoBackend
 from openimagine.delivery.blobs import LocalBlobStore
 from openimagine.delivery.items import error_item, result_item
 from openimagine.delivery.signing import UrlSigner
 from openimagine.domain.jobs import Claim, JobStatus, Result, ResultStatus
 from openimagine.domain.params import GenerationParams, VideoRequest
-from openimagine.errors import LeaseLost
+from openimagine.errors import LeaseLost, OpenImagineError
 from openimagine.media.encode import content_type, extension
 from openimagine.media.fit import frames_needed
 from openimagine.store.base import OutboxItem, ResultUpdate, TaskStore
+from openimagine.worker.conditioning import load_conditioning
 from openimagine.worker.render import Target, render_clip
+from openimagine.worker.safety import ContentBlocked, ContentSafety, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class _Progress:
         self.stop = threading.Event()
         self.canceled = False
         self.lease_lost = False
+        self.blocked: list[Result] = []  # withheld by content safety; they end as errors
 
     def percent(self) -> int:
         return min(99, int(100 * (self.done + self.fraction) / self.total))
@@ -74,6 +77,7 @@ class JobRunner:
         signer: UrlSigner,
         config: RunnerConfig,
         shutdown: threading.Event,
+        safety: ContentSafety | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -82,6 +86,7 @@ class JobRunner:
         self.signer = signer
         self.config = config
         self.shutdown = shutdown
+        self.safety = safety
 
     async def run(self, claim: Claim) -> None:
         """Run a claim to a terminal state (or hand it back on shutdown)."""
@@ -111,6 +116,10 @@ class JobRunner:
                 )
             elif self.shutdown.is_set() and state.done < state.total:
                 await self.store.release_job(task, claim.token)
+            elif state.done == state.total and state.blocked:
+                message = "The result was withheld: NSFW content was detected."
+                code = ContentBlocked.default_code
+                await self._fail(claim, request, code, message, unfinished=state.blocked)
             elif state.done == state.total:
                 await self.store.finish_job(task, claim.token, JobStatus.SUCCEEDED)
         except LeaseLost:
@@ -129,6 +138,16 @@ class JobRunner:
             except Canceled:
                 state.canceled = not self.shutdown.is_set() and not state.lease_lost
                 return
+            except ContentBlocked:  # only this result: the others still run and are served
+                state.blocked.append(result)
+                state.done += 1
+                state.fraction = 0.0
+                continue
+            except OpenImagineError as exc:  # e.g. an input that is gone: the user's error
+                log.warning("task %s failed: %s", claim.job.task_uuid, exc.message)
+                await self._fail(claim, request, exc.code, exc.message)
+                state.stop.set()
+                return
             except Exception as exc:
                 log.exception("generation failed for %s", claim.job.task_uuid)
                 await self._fail(claim, request, "inferenceError", f"Generation failed: {exc}")
@@ -145,8 +164,11 @@ class JobRunner:
         """Blocking: generate, fit, encode and store one result."""
         assert request.width is not None  # noqa: S101 - resolved before a job is queued
         assert request.height is not None  # noqa: S101
-        assert request.duration_s is not None  # noqa: S101
-        num_frames = frames_needed(Fraction(request.duration_s), request.fps)
+        if request.num_frames is not None:  # video-to-video without duration: the input's
+            num_frames = request.num_frames
+        else:
+            assert request.duration_s is not None  # noqa: S101
+            num_frames = frames_needed(Fraction(request.duration_s), request.fps)
         params = GenerationParams(
             prompt=request.prompt,
             width=request.width,
@@ -165,7 +187,10 @@ class JobRunner:
             if state.stop.is_set():
                 raise Canceled
 
-        clip = self.backend.generate(params, on_step, state.stop.is_set)
+        grid = self.backend.grid(request.width, request.height, num_frames)
+        conditioning = load_conditioning(request, self.blobs, grid, request.fps)
+        clip = self.backend.generate(params, on_step, state.stop.is_set, conditioning)
+        del conditioning
         target = Target(
             width=request.width,
             height=request.height,
@@ -176,6 +201,7 @@ class JobRunner:
             threads=self.config.encode_threads,
             comment=self._comment(request, result),
         )
+        verdict = self._check(clip, target, request.safety_mode)
         path = self.blobs.scratch_path(extension(request.output_format))
         try:
             render_clip(clip, target, path, on_frame)
@@ -190,9 +216,23 @@ class JobRunner:
             content_type=content_type(request.output_format),
             size_bytes=size,
             cost=None,
-            nsfw=None,
+            nsfw=None if verdict is None else verdict.nsfw,
             expires_at=time.time() + request.ttl_s,
         )
+
+    def _check(self, clip: Clip, target: Target, mode: str) -> Verdict | None:
+        """Content safety on the fitted frames `safety_mode` picks (None: not checked).
+
+        Runs before encoding, so a blocked clip never reaches a file, let alone the blob store.
+        """
+        if self.safety is None:
+            return None
+        verdict = self.safety.scan(
+            clip.frames, target.num_frames, target.width, target.height, mode
+        )
+        if verdict is not None and verdict.nsfw and self.safety.blocks:
+            raise ContentBlocked("NSFW content was detected.")
+        return verdict
 
     def _comment(self, request: VideoRequest, result: Result) -> str:
         text = f"openimagine {request.model} weights={self.info.weights} seed={result.seed}"
@@ -203,24 +243,35 @@ class JobRunner:
     def _outbox_for(
         self, claim: Claim, request: VideoRequest, result: Result, update: ResultUpdate
     ) -> list[OutboxItem]:
-        if request.webhook_url is None:
-            return []
-        done = dataclasses.replace(
-            result,
-            status=ResultStatus.SUCCESS,
-            blob_key=update.blob_key,
-            expires_at=update.expires_at,
-        )
-        item = result_item(claim.job, done, request, self.signer)
-        return [
-            OutboxItem(
-                id=str(uuid.uuid4()),
-                task_uuid=claim.job.task_uuid,
-                kind="webhook",
-                url=request.webhook_url,
-                payload=json.dumps({"data": [item]}),
+        """Deliveries of one finished result: its webhook POST and its upload PUT."""
+        rows = []
+        if request.upload_endpoint is not None:
+            upload = {
+                "videoUUID": result.video_uuid,
+                "blobKey": update.blob_key,
+                "contentType": update.content_type,
+            }
+            rows.append(self._row(claim, "upload", request.upload_endpoint, upload))
+        if request.webhook_url is not None:
+            done = dataclasses.replace(
+                result,
+                status=ResultStatus.SUCCESS,
+                blob_key=update.blob_key,
+                expires_at=update.expires_at,
             )
-        ]
+            item = result_item(claim.job, done, request, self.signer)
+            rows.append(self._row(claim, "webhook", request.webhook_url, {"data": [item]}))
+        return rows
+
+    @staticmethod
+    def _row(claim: Claim, kind: str, url: str, payload: object) -> OutboxItem:
+        return OutboxItem(
+            id=str(uuid.uuid4()),
+            task_uuid=claim.job.task_uuid,
+            kind=kind,
+            url=url,
+            payload=json.dumps(payload),
+        )
 
     async def _fail(
         self,
@@ -229,27 +280,22 @@ class JobRunner:
         code: str,
         message: str,
         status: JobStatus = JobStatus.FAILED,
+        unfinished: list[Result] | None = None,
     ) -> None:
-        """End the job with `status`, reporting each unfinished result to the webhook."""
+        """End the job with `status`, reporting each unfinished result to the webhook
+        (`unfinished`: those still processing, when the claim's list is out of date)."""
         outbox: list[OutboxItem] = []
         if request.webhook_url is not None:
+            if unfinished is None:
+                unfinished = [r for r in claim.results if r.status is ResultStatus.PROCESSING]
             failed = [
                 dataclasses.replace(
                     r, status=ResultStatus.ERROR, error_code=code, error_message=message
                 )
-                for r in claim.results
-                if r.status is ResultStatus.PROCESSING
+                for r in unfinished
             ]
             payload = {"errors": [error_item(claim.job, r) for r in failed]}
-            outbox.append(
-                OutboxItem(
-                    id=str(uuid.uuid4()),
-                    task_uuid=claim.job.task_uuid,
-                    kind="webhook",
-                    url=request.webhook_url,
-                    payload=json.dumps(payload),
-                )
-            )
+            outbox.append(self._row(claim, "webhook", request.webhook_url, payload))
         await self.store.finish_job(claim.job.task_uuid, claim.token, status, code, message, outbox)
 
     async def _keep_lease(self, claim: Claim, state: _Progress) -> None:
