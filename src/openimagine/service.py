@@ -15,7 +15,7 @@ from typing import Any
 from openimagine.delivery.blobs import LocalBlobStore
 from openimagine.delivery.items import job_items, media_path
 from openimagine.delivery.signing import UrlSigner
-from openimagine.domain.jobs import Job, JobStatus
+from openimagine.domain.jobs import Job
 from openimagine.domain.params import Mode, VideoRequest
 from openimagine.errors import AuthError, Conflict, InvalidInput, MediaError, NotFound
 from openimagine.inputs import InputResolver, Kind
@@ -116,15 +116,18 @@ class VideoService:
         # Idempotency is judged on the request as sent, before its inputs are resolved.
         request_hash = hashlib.sha256(request.to_json().encode()).hexdigest()
         ack = {"taskType": "videoInference", "taskUUID": task_uuid}
-        existing = await self.store.get_job(task_uuid, owner)
-        if existing is not None:
-            if existing[0].request_hash == request_hash:
-                return ack  # a retried submit: the job is already queued
-            raise Conflict(
-                f"taskUUID {task_uuid} was already used for a different request.",
-                parameter="taskUUID",
-            )
-        request = await self.inputs.resolve(owner, request)
+        if request.frame_image or request.reference_images or request.video:
+            # A retried submit must not fetch and store its inputs again; create_job alone
+            # settles idempotency for text-to-video (one read less on the hot path).
+            existing = await self.store.get_job(task_uuid, owner)
+            if existing is not None:
+                if existing[0].request_hash == request_hash:
+                    return ack  # the job is already queued
+                raise Conflict(
+                    f"taskUUID {task_uuid} was already used for a different request.",
+                    parameter="taskUUID",
+                )
+            request = await self.inputs.resolve(owner, request)
         base = request.seed if request.seed is not None else secrets.randbelow(2**32) + 1
         n = request.number_results
         cost = self.price(request)
@@ -156,11 +159,13 @@ class VideoService:
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Runware getResponse: one item per result, errors apart."""
         task_uuid = check_task_uuid(task_uuid)
-        job, results = await self.job(owner, task_uuid)
+        found = await self.store.get_job_and_place(task_uuid, owner)
+        if found is None:
+            raise NotFound(f"No task found with taskUUID {task_uuid}.", parameter="taskUUID")
+        job, results, ahead = found
         data, errors = job_items(job, results, self.signer)
-        if job.status is JobStatus.QUEUED:
+        if ahead is not None:
             # How many jobs run first: progress a client can show before generation starts.
-            ahead = await self.store.queue_position(task_uuid)
             for item in data:
                 item["queuePosition"] = ahead
         request = VideoRequest.from_json(job.request)

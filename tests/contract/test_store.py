@@ -194,3 +194,23 @@ async def test_api_keys(store: SqlStore):
     assert await store.revoke_api_key("oi_abcd") is True
     assert await store.find_api_key("a" * 64) is None
     assert [k.label for k in await store.list_api_keys()] == ["first"]
+
+
+async def test_queued_jobs_know_their_place(store: SqlStore):
+    made = [new_job() for _ in range(3)]
+    for nj in made:
+        await store.create_job(nj)
+    places = []
+    for nj in made:
+        found = await store.get_job_and_place(nj.task_uuid, "k1")
+        assert found is not None
+        places.append(found[2])
+        assert await store.queue_position(nj.task_uuid) == found[2]
+    assert places == [0, 1, 2]
+    assert await store.get_job_and_place(made[0].task_uuid, "someone else") is None
+    claim = await store.claim_next("w1", 30)
+    assert claim is not None and claim.job.task_uuid == made[0].task_uuid
+    running = await store.get_job_and_place(made[0].task_uuid, None)
+    assert running is not None and running[2] is None  # running: no place in the queue
+    later = await store.get_job_and_place(made[2].task_uuid, None)
+    assert later is not None and later[2] == 1

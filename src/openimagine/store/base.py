@@ -131,6 +131,12 @@ class TaskStore(Protocol):
     async def get_result(self, video_uuid: str) -> Result | None:
         """One result by its videoUUID."""
 
+    async def get_job_and_place(
+        self, task_uuid: str, owner: str | None
+    ) -> tuple[Job, list[Result], int | None] | None:
+        """A job, its results and, while queued, how many jobs are ahead of it."""
+        ...
+
     async def queue_position(self, task_uuid: str) -> int | None:
         """How many queued jobs are ahead of this one (None when not queued)."""
 

@@ -97,16 +97,51 @@ class SqlStore(ExtrasMixin):
         """How many queued jobs are ahead of this one."""
         async with self.engines.read.connect() as conn:
             job = await self._job_row(conn, task_uuid)
-            if job is None or job.status is not JobStatus.QUEUED:
-                return None
-            q = sa.select(sa.func.count()).where(
-                jobs.c.status == JobStatus.QUEUED.value,
+            return None if job is None else await self._ahead(conn, job)
+
+    async def get_job_and_place(
+        self, task_uuid: str, owner: str | None
+    ) -> tuple[Job, list[Result], int | None] | None:
+        """`get_job` plus `queue_position`, in one connection (getResponse's hot path)."""
+        ahead = jobs.alias("ahead")
+        # The place in the queue comes with the job row, in one statement (a poll is hot).
+        place = (
+            sa.select(sa.func.count())
+            .where(
+                ahead.c.status == JobStatus.QUEUED.value,
                 sa.or_(
-                    jobs.c.priority > 0,
-                    sa.and_(jobs.c.priority == 0, jobs.c.created_at < job.created_at),
+                    ahead.c.priority > jobs.c.priority,
+                    sa.and_(
+                        ahead.c.priority == jobs.c.priority,
+                        ahead.c.created_at < jobs.c.created_at,
+                    ),
                 ),
             )
-            return int((await conn.execute(q)).scalar_one())
+            .scalar_subquery()
+        )
+        q = sa.select(jobs, place.label("place")).where(jobs.c.task_uuid == task_uuid)
+        async with self.engines.read.connect() as conn:
+            row = (await conn.execute(q)).first()
+            if row is None:
+                return None
+            job = to_job(row)
+            if owner is not None and job.owner != owner:
+                return None
+            queued = job.status is JobStatus.QUEUED
+            return job, await self._results(conn, task_uuid), row.place if queued else None
+
+    async def _ahead(self, conn: AsyncConnection, job: Job) -> int | None:
+        if job.status is not JobStatus.QUEUED:
+            return None
+        queued = jobs.c.status == JobStatus.QUEUED.value
+        # Two range scans of ix_jobs_claim (status, priority, created_at); one OR of the
+        # two would scan every queued row, which a long backlog makes slow to poll.
+        higher = sa.select(sa.func.count()).where(queued, jobs.c.priority > 0)
+        earlier = sa.select(sa.func.count()).where(
+            queued, jobs.c.priority == 0, jobs.c.created_at < job.created_at
+        )
+        q = sa.select(higher.scalar_subquery() + earlier.scalar_subquery())
+        return int((await conn.execute(q)).scalar_one())
 
     # -- worker side -------------------------------------------------------------------------
 
