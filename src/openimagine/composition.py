@@ -86,8 +86,6 @@ def build_app(settings: Settings) -> FastAPI:
             ),
             max_attempts=settings.workers.max_attempts,
             max_upload_bytes=settings.server.max_body_bytes,
-            max_image_pixels=limits.max_image_pixels,
-            media_ttl_s=limits.media_ttl_s,
         ),
     )
     weights, random_weights = weights_label(settings)

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from pathlib import Path
 from typing import Literal
 
 import anyio
@@ -22,16 +21,15 @@ import httpx
 from openimagine.__about__ import __version__
 from openimagine.delivery.blobs import LocalBlobStore
 from openimagine.delivery.netguard import BlockedAddress, IPNetwork, check_url
-from openimagine.domain.params import VideoRequest
+from openimagine.domain.params import VideoRequest, blob_ref
 from openimagine.errors import InvalidInput, MediaError, NotFound
 from openimagine.media.images import inspect_image
 from openimagine.media.sources import Source, SourceKind, classify, decode_inline
-from openimagine.media.videos import VideoLimits, inspect_video
+from openimagine.media.videos import VideoInfo, VideoLimits, inspect_video
 from openimagine.models.card import ModelCard
 from openimagine.store.base import MediaItem, TaskStore
 
 Kind = Literal["image", "video"]
-BLOB_PREFIX = "blob:"  # how a resolved input names its stored file inside a request
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +118,11 @@ class InputResolver:
         self.config = config
 
     async def resolve(self, owner: str, request: VideoRequest) -> VideoRequest:
-        """The request with every input replaced by `blob:<key>`, and, for image-to-video and
-        video-to-video, the output size (nearest the input's aspect ratio) and length."""
+        """The request with every input replaced by a `blob_ref` to its stored file and, for
+        image- and video-to-video, the output size (nearest the input's aspect) and length."""
         if request.frame_image is not None:
             image = await self.load(owner, request.frame_image, "image", "inputs.frameImages")
-            request = replace(request, frame_image=BLOB_PREFIX + image.blob_key)
+            request = replace(request, frame_image=blob_ref(image.blob_key))
             if request.width is None and image.width and image.height:
                 tier = request.resolution or self.card.default_resolution
                 size = self.card.nearest_size(tier, image.width, image.height)
@@ -133,7 +131,7 @@ class InputResolver:
             refs = []
             for i, value in enumerate(request.reference_images):
                 item = await self.load(owner, value, "image", f"inputs.referenceImages[{i}]")
-                refs.append(BLOB_PREFIX + item.blob_key)
+                refs.append(blob_ref(item.blob_key))
             request = replace(request, reference_images=tuple(refs))
         if request.video is not None:
             request = await self._resolve_video(owner, request, request.video)
@@ -166,7 +164,7 @@ class InputResolver:
             frames = request.duration_s * request.fps
         return replace(
             request,
-            video=BLOB_PREFIX + video.blob_key,
+            video=blob_ref(video.blob_key),
             width=size.width,
             height=size.height,
             num_frames=frames,
@@ -211,64 +209,72 @@ class InputResolver:
         if result is None or result.blob_key is None:
             return None
         found = await self.store.get_job(result.task_uuid, owner)
-        if found is None:
-            return None
-        path = self.blobs.path(result.blob_key)
+        path = self.blobs.path(result.blob_key) if found is not None else None
         if path is None:
             return None
-        return await self._checked(owner, path, result.blob_key, "video", parameter, save=False)
+        info = await anyio.to_thread.run_sync(inspect_video, path, parameter, self.config.video)
+        size = (await anyio.Path(path).stat()).st_size
+        return self._video_item(owner, info, size, key=result.blob_key)
 
     async def _store(self, owner: str, data: bytes, kind: Kind, parameter: str) -> MediaItem:
-        path = self.blobs.scratch_path(".input")
-        try:
-            await anyio.Path(path).write_bytes(data)
-            return await self._checked(owner, path, None, kind, parameter, save=True)
-        finally:
-            path.unlink(missing_ok=True)  # moved into the store when accepted
+        """Check `data` as `kind` and, when it passes, store it as the owner's media."""
+        if kind == "image":
+            image = await anyio.to_thread.run_sync(
+                inspect_image, data, parameter, self.config.max_image_pixels
+            )
+            item = self._item(
+                owner, "image", image.extension, image.content_type, len(data), image.width,
+                image.height, None,
+            )  # fmt: skip
+            await anyio.to_thread.run_sync(self.blobs.put_bytes, item.blob_key, data)
+        else:
+            # PyAV reads a file; the scratch file is moved into the store when accepted.
+            path = self.blobs.scratch_path(".input")
+            try:
+                await anyio.Path(path).write_bytes(data)
+                video = await anyio.to_thread.run_sync(
+                    inspect_video, path, parameter, self.config.video
+                )
+                item = self._video_item(owner, video, len(data))
+                await anyio.to_thread.run_sync(self.blobs.put_file, item.blob_key, path)
+            finally:
+                path.unlink(missing_ok=True)
+        await self.store.add_media(item)
+        return item
 
-    async def _checked(
-        self, owner: str, path: Path, key: str | None, kind: Kind, parameter: str, *, save: bool
+    def _video_item(
+        self, owner: str, info: VideoInfo, size: int, key: str | None = None
+    ) -> MediaItem:
+        ext = ".webm" if info.content_type == "video/webm" else ".mp4"
+        return self._item(
+            owner, "video", ext, info.content_type, size, info.width, info.height,
+            float(info.seconds), key,
+        )  # fmt: skip
+
+    def _item(
+        self,
+        owner: str,
+        kind: Kind,
+        ext: str,
+        content_type: str,
+        size: int,
+        width: int,
+        height: int,
+        duration_s: float | None,
+        key: str | None = None,
     ) -> MediaItem:
         media_uuid = str(uuid.uuid4())
         now = time.time()
-        size = (await anyio.Path(path).stat()).st_size
-        if kind == "image":
-            data = await anyio.Path(path).read_bytes()
-            info = await anyio.to_thread.run_sync(
-                inspect_image, data, parameter, self.config.max_image_pixels
-            )
-            item = MediaItem(
-                media_uuid=media_uuid,
-                owner=owner,
-                kind="image",
-                blob_key=key or f"inputs/{media_uuid}{info.extension}",
-                content_type=info.content_type,
-                size_bytes=size,
-                width=info.width,
-                height=info.height,
-                duration_s=None,
-                created_at=now,
-                expires_at=now + self.config.media_ttl_s,
-            )
-        else:
-            vinfo = await anyio.to_thread.run_sync(
-                inspect_video, path, parameter, self.config.video
-            )
-            ext = ".webm" if vinfo.content_type == "video/webm" else ".mp4"
-            item = MediaItem(
-                media_uuid=media_uuid,
-                owner=owner,
-                kind="video",
-                blob_key=key or f"inputs/{media_uuid}{ext}",
-                content_type=vinfo.content_type,
-                size_bytes=size,
-                width=vinfo.width,
-                height=vinfo.height,
-                duration_s=float(vinfo.seconds),
-                created_at=now,
-                expires_at=now + self.config.media_ttl_s,
-            )
-        if save:
-            await anyio.to_thread.run_sync(self.blobs.put_file, item.blob_key, path)
-            await self.store.add_media(item)
-        return item
+        return MediaItem(
+            media_uuid=media_uuid,
+            owner=owner,
+            kind=kind,
+            blob_key=key or f"inputs/{media_uuid}{ext}",
+            content_type=content_type,
+            size_bytes=size,
+            width=width,
+            height=height,
+            duration_s=duration_s,
+            created_at=now,
+            expires_at=now + self.config.media_ttl_s,
+        )

@@ -37,8 +37,6 @@ class ServiceConfig:
     limits: Limits
     max_attempts: int
     max_upload_bytes: int
-    max_image_pixels: int
-    media_ttl_s: int
 
 
 class VideoService:

@@ -48,8 +48,6 @@ async def service(tmp_path: Path) -> AsyncIterator[VideoService]:
             limits=Limits(default_ttl_s=3600, max_ttl_s=86400),
             max_attempts=3,
             max_upload_bytes=50_000_000,
-            max_image_pixels=40_000_000,
-            media_ttl_s=3600,
         ),
         inputs=inputs,
     )

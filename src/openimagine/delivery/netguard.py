@@ -64,15 +64,6 @@ def check_ip(ip: IPAddress, allowed: Sequence[IPNetwork]) -> None:
     )
 
 
-def literal_host(url: str) -> IPAddress | None:
-    """The IP address a URL names literally, or None for a DNS name."""
-    host = urlsplit(url).hostname or ""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
 async def check_url(url: str, allowed: Sequence[IPNetwork]) -> None:
     """Resolve `url`'s host and check every address it resolves to."""
     parts = urlsplit(url)

@@ -16,6 +16,19 @@ class Mode(enum.StrEnum):
     V2V = "v2v"
 
 
+_BLOB = "blob:"
+
+
+def blob_ref(key: str) -> str:
+    """How a resolved request names an input stored in the blob store."""
+    return _BLOB + key
+
+
+def blob_key(ref: str) -> str | None:
+    """The blob key a `blob_ref` names, or None for anything else."""
+    return ref.removeprefix(_BLOB) if ref.startswith(_BLOB) else None
+
+
 @dataclass(frozen=True, slots=True)
 class VideoRequest:
     """A validated `videoInference` task, normalized; stored as JSON on the job.

@@ -94,32 +94,17 @@ class SqlStore(ExtrasMixin):
             return None if row is None else to_result(row)
 
     async def queue_position(self, task_uuid: str) -> int | None:
-        """How many queued jobs are ahead of this one."""
+        """How many queued jobs are ahead of this one (None unless it is queued)."""
+        q = sa.select(jobs.c.status, _place()).where(jobs.c.task_uuid == task_uuid)
         async with self.engines.read.connect() as conn:
-            job = await self._job_row(conn, task_uuid)
-            return None if job is None else await self._ahead(conn, job)
+            row = (await conn.execute(q)).first()
+        return row.place if row is not None and row.status == JobStatus.QUEUED.value else None
 
     async def get_job_and_place(
         self, task_uuid: str, owner: str | None
     ) -> tuple[Job, list[Result], int | None] | None:
-        """`get_job` plus `queue_position`, in one connection (getResponse's hot path)."""
-        ahead = jobs.alias("ahead")
-        # The place in the queue comes with the job row, in one statement (a poll is hot).
-        place = (
-            sa.select(sa.func.count())
-            .where(
-                ahead.c.status == JobStatus.QUEUED.value,
-                sa.or_(
-                    ahead.c.priority > jobs.c.priority,
-                    sa.and_(
-                        ahead.c.priority == jobs.c.priority,
-                        ahead.c.created_at < jobs.c.created_at,
-                    ),
-                ),
-            )
-            .scalar_subquery()
-        )
-        q = sa.select(jobs, place.label("place")).where(jobs.c.task_uuid == task_uuid)
+        """`get_job` plus `queue_position`, in one statement and connection (a poll is hot)."""
+        q = sa.select(jobs, _place()).where(jobs.c.task_uuid == task_uuid)
         async with self.engines.read.connect() as conn:
             row = (await conn.execute(q)).first()
             if row is None:
@@ -129,19 +114,6 @@ class SqlStore(ExtrasMixin):
                 return None
             queued = job.status is JobStatus.QUEUED
             return job, await self._results(conn, task_uuid), row.place if queued else None
-
-    async def _ahead(self, conn: AsyncConnection, job: Job) -> int | None:
-        if job.status is not JobStatus.QUEUED:
-            return None
-        queued = jobs.c.status == JobStatus.QUEUED.value
-        # Two range scans of ix_jobs_claim (status, priority, created_at); one OR of the
-        # two would scan every queued row, which a long backlog makes slow to poll.
-        higher = sa.select(sa.func.count()).where(queued, jobs.c.priority > 0)
-        earlier = sa.select(sa.func.count()).where(
-            queued, jobs.c.priority == 0, jobs.c.created_at < job.created_at
-        )
-        q = sa.select(higher.scalar_subquery() + earlier.scalar_subquery())
-        return int((await conn.execute(q)).scalar_one())
 
     # -- worker side -------------------------------------------------------------------------
 
@@ -401,6 +373,20 @@ class SqlStore(ExtrasMixin):
             updated = await self._job_row(conn, task_uuid)
             assert updated is not None  # noqa: S101
             return updated
+
+
+def _place() -> sa.Label[int]:
+    """The number of queued jobs that run before the outer `jobs` row (claim order:
+    priority, then age), as a correlated column `place`."""
+    ahead = jobs.alias("ahead")
+    count = sa.select(sa.func.count()).where(
+        ahead.c.status == JobStatus.QUEUED.value,
+        sa.or_(
+            ahead.c.priority > jobs.c.priority,
+            sa.and_(ahead.c.priority == jobs.c.priority, ahead.c.created_at < jobs.c.created_at),
+        ),
+    )
+    return count.scalar_subquery().label("place")
 
 
 def _job_values(new: NewJob, now: float) -> dict[str, Any]:

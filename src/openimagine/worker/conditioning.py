@@ -9,17 +9,15 @@ from PIL import Image, ImageOps
 
 from openimagine.backends.base import Conditioning, Grid
 from openimagine.delivery.blobs import LocalBlobStore
-from openimagine.domain.params import VideoRequest
+from openimagine.domain.params import VideoRequest, blob_key
 from openimagine.errors import MediaError
 from openimagine.media.fit import fit_frame
 from openimagine.media.videos import sample_frames
 
-BLOB_PREFIX = "blob:"  # as openimagine.inputs writes it
-
 
 def _path(blobs: LocalBlobStore, ref: str, parameter: str) -> Path:
-    key = ref.removeprefix(BLOB_PREFIX)
-    path = blobs.path(key) if ref.startswith(BLOB_PREFIX) else None
+    key = blob_key(ref)
+    path = blobs.path(key) if key is not None else None
     if path is None:
         raise MediaError(
             f"{parameter}: the stored input is gone (it may have expired).",
