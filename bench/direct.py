@@ -49,11 +49,12 @@ class Direct:
     def __init__(self) -> None:
         import torch
 
+        from openimagine.backends.registry import make_backend
         from openimagine.config import Settings
-        from openimagine.worker.main import _quiet_libraries, make_backend
+        from openimagine.worker.main import quiet_libraries
 
         self.settings = Settings()
-        _quiet_libraries(self.settings)  # the worker's own library setup (offline, no bars)
+        quiet_libraries(self.settings)  # the worker's own library setup (offline, no bars)
         self.backend = make_backend(self.settings)
         self.info = self.backend.load(self.settings.workers.device)
         # make_backend passes OPENIMAGINE_WORKERS__TORCH_THREADS to the backend; set it here too
@@ -62,21 +63,14 @@ class Direct:
 
     def render(self, case: Case, out: Path) -> Timing:
         """Generate and encode `case` to `out`, as a worker does for one result."""
-        from openimagine.domain.params import GenerationParams
+        from openimagine.domain.generation import GenerationParams
         from openimagine.media.fit import frames_needed
         from openimagine.models.grok_imagine_video import GROK_IMAGINE_VIDEO as card
         from openimagine.worker.render import Target, render_clip
 
         num_frames = frames_needed(Fraction(case.duration_s), card.fps)
-        params = GenerationParams(
-            prompt=PROMPT,
-            width=case.width,
-            height=case.height,
-            num_frames=num_frames,
-            fps=card.fps,
-            seed=case.seed,
-            steps=self.settings.model.steps,
-        )
+        grid = self.backend.grid(case.width, case.height, num_frames)
+        params = GenerationParams(PROMPT, grid, card.fps, case.seed, self.settings.model.steps)
         comment = f"openimagine {MODEL} weights={self.info.weights} seed={case.seed}"
         if self.info.random_weights:
             comment += " RANDOM WEIGHTS: output is noise"

@@ -11,6 +11,8 @@ import psycopg
 import pytest
 
 from openimagine.config import Settings
+from openimagine.store.memory import MemoryStore
+from openimagine.store.protocols import TaskStore
 from openimagine.store.sql import SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,18 +47,20 @@ def pg_schema() -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The same tests on SQLite (a temp file) and PostgreSQL (a temp schema)."""
+    """The same tests in memory, on SQLite (a temp file) and on PostgreSQL (a temp schema)."""
+    if request.param == "memory":
+        return "memory"
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("pg_schema"))
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[SqlStore]:
+async def store(store_url: str) -> AsyncIterator[TaskStore]:
     """A migrated store on each backend."""
-    s = SqlStore(store_url)
+    s: TaskStore = MemoryStore() if store_url == "memory" else SqlStore(store_url)
     await s.migrate()
     yield s
     await s.close()

@@ -1,36 +1,52 @@
-"""Building the pieces from `Settings`: shared by the CLI and the end-to-end tests."""
+"""The one wiring module: the API, the workers and each CLI command, built from `Settings`.
+
+Everything else names protocols (`TaskStore`, `BlobStore`, `VideoBackend`); the concrete
+implementations are chosen here. Worker-side modules (torch, the content detector) are
+imported only inside `run_worker_process`, which runs in spawned worker processes, so the
+API process never loads them.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI
 
-from openimagine.api.app import AppDeps, create_app
+from openimagine.api.app import create_app
+from openimagine.api.deps import ApiDeps
+from openimagine.backends.tiny import MARKER, TINY_NAME
 from openimagine.config import Settings
-from openimagine.delivery.blobs import LocalBlobStore
-from openimagine.delivery.netguard import parse_networks
+from openimagine.delivery.blobs import BlobStore, LocalBlobStore
+from openimagine.delivery.outbox import OutboxSender
 from openimagine.delivery.signing import UrlSigner
-from openimagine.delivery.webhooks import RetryPolicy
-from openimagine.inputs import InputConfig, InputResolver
-from openimagine.keys import generate_key, hash_key, key_prefix
-from openimagine.media.videos import VideoLimits
+from openimagine.delivery.sweeper import Sweeper
+from openimagine.domain.records import ApiKey
+from openimagine.media.netguard import parse_networks
 from openimagine.models.grok_imagine_video import GROK_IMAGINE_VIDEO
-from openimagine.models.validation import Limits
-from openimagine.outbox import OutboxSender
-from openimagine.service import ServiceConfig, VideoService
+from openimagine.runware.processor import TaskProcessor
+from openimagine.runware.webhooks import RunwarePayloads
+from openimagine.service.auth import Authenticator, generate_key, hash_key, key_prefix
+from openimagine.service.inputs import InputResolver
+from openimagine.service.media import MediaService
+from openimagine.service.videos import VideoService
+from openimagine.service.views import JobViews
+from openimagine.store.protocols import TaskStore
 from openimagine.store.sql import SqlStore
-from openimagine.sweeper import Sweeper
+from openimagine.worker.pool import WorkerPool
 
-MARKER = "openimagine-model.json"
+CARD = GROK_IMAGINE_VIDEO
 
 
 def weights_label(settings: Settings) -> tuple[str, bool]:
     """(weights name, random?) read from the checkpoint's marker file, without torch."""
     if settings.model.checkpoint is None:
-        return "tiny-ltx2-v1", True
+        return TINY_NAME, True
     marker = Path(settings.model.checkpoint) / MARKER
     if marker.exists():
         meta = json.loads(marker.read_text())
@@ -48,73 +64,124 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_app(settings: Settings) -> FastAPI:
+def make_store(settings: Settings, pool_size: int | None = None) -> TaskStore:
+    """The store the settings name (connections open on first use)."""
+    return SqlStore(settings.store_url(), pool_size=pool_size or settings.store.pool_size)
+
+
+@asynccontextmanager
+async def open_store(
+    settings: Settings, *, pool_size: int | None = None, migrate: bool = True
+) -> AsyncIterator[TaskStore]:
+    """The store, migrated to the newest schema, closed when the block ends."""
+    store = make_store(settings, pool_size)
+    try:
+        if migrate:
+            await store.migrate()
+        yield store
+    finally:
+        await store.close()
+
+
+def make_blobs(settings: Settings, signer: UrlSigner | None) -> BlobStore:
+    """The blob store; only the API's holds the URL signer (and so the secret)."""
+    return LocalBlobStore(settings.blob_dir(), signer)
+
+
+# -- the API ---------------------------------------------------------------------------------
+
+
+def build_api(settings: Settings) -> FastAPI:
     """The API app with a fresh store (connections open lazily in the serving loop)."""
-    store = SqlStore(settings.store_url(), pool_size=settings.store.pool_size)
-    blobs = LocalBlobStore(settings.blob_dir())
+    store = make_store(settings)
     signer = UrlSigner(settings.signing_secret(), settings.public_url())
+    blobs = make_blobs(settings, signer)
     allowed = parse_networks(settings.allowed_networks)
-    limits = settings.inputs
-    inputs = InputResolver(
-        store,
+    media = MediaService(store.media, store.jobs, blobs, settings.inputs, allowed)
+    views = JobViews(store.jobs, blobs)
+    videos = VideoService(
+        store.jobs,
+        InputResolver(media, CARD),
+        views,
         blobs,
-        GROK_IMAGINE_VIDEO,
-        InputConfig(
-            max_image_bytes=limits.max_image_bytes,
-            max_image_pixels=limits.max_image_pixels,
-            max_video_bytes=limits.max_video_bytes,
-            video=VideoLimits(
-                max_pixels=limits.max_video_pixels,
-                max_seconds=limits.max_video_seconds,
-                max_frames=limits.max_video_frames,
-            ),
-            fetch_timeout_s=limits.fetch_timeout_s,
-            max_redirects=limits.max_redirects,
-            media_ttl_s=limits.media_ttl_s,
-            allowed_networks=allowed,
-        ),
+        CARD,
+        max_attempts=settings.workers.max_attempts,
     )
-    service = VideoService(
-        store=store,
-        card=GROK_IMAGINE_VIDEO,
+    sender = OutboxSender(
+        store.outbox,
+        RunwarePayloads(views),
+        blobs,
+        settings.delivery,
+        secret=settings.webhook_secret(),
+        allowed_networks=allowed,
+    )
+    sweeper = Sweeper(store.sweep, blobs, interval_s=settings.delivery.sweep_interval_s)
+    weights, random_weights = weights_label(settings)
+    deps = ApiDeps(
+        videos=videos,
+        media=media,
+        auth=Authenticator(store.keys),
+        tasks=TaskProcessor(videos, media, CARD, settings.delivery, settings.server.max_body_bytes),
         blobs=blobs,
         signer=signer,
-        inputs=inputs,
-        config=ServiceConfig(
-            limits=Limits(
-                default_ttl_s=settings.delivery.default_ttl_s, max_ttl_s=settings.delivery.max_ttl_s
-            ),
-            max_attempts=settings.workers.max_attempts,
-            max_upload_bytes=settings.server.max_body_bytes,
-        ),
+        workers=store.workers,
+        card=CARD,
+        weights=weights,
+        random_weights=random_weights,
+        server=settings.server,
+        delivery=settings.delivery,
+        background=(sender.run, sweeper.run),
+        close=store.close,
     )
-    weights, random_weights = weights_label(settings)
-    return create_app(
-        AppDeps(
-            store=store,
-            service=service,
-            blobs=blobs,
-            signer=signer,
-            card=GROK_IMAGINE_VIDEO,
-            weights=weights,
-            random_weights=random_weights,
-            max_body_bytes=settings.server.max_body_bytes,
-            ws_idle_timeout_s=settings.server.ws_idle_timeout_s,
-            sender=OutboxSender(
-                store,
-                secret=settings.webhook_secret(),
-                allowed_networks=allowed,
-                policy=RetryPolicy(
-                    max_attempts=settings.delivery.webhook_max_attempts,
-                    backoff_s=settings.delivery.webhook_backoff_s,
-                    backoff_max_s=settings.delivery.webhook_backoff_max_s,
-                ),
-                timeout_s=settings.delivery.webhook_timeout_s,
-                blobs=blobs,
-            ),
-            sweeper=Sweeper(store, blobs, interval_s=settings.delivery.sweep_interval_s),
-        )
+    return create_app(deps)
+
+
+# -- workers ---------------------------------------------------------------------------------
+
+
+def start_workers(settings: Settings, count: int) -> WorkerPool:
+    """`count` spawned worker processes (restarted when they die); stop with `.stop()`."""
+    pool = WorkerPool(settings, count, run_worker_process)
+    pool.start()
+    return pool
+
+
+def run_worker_process(settings: Settings, index: int = 0, parent_pid: int | None = None) -> None:
+    """A worker process's main: its backend (from the `openimagine.backends` entry points),
+    the store's queue, the blob store without the signing secret, and the content checks."""
+    from openimagine.backends.registry import make_backend
+    from openimagine.worker.main import Worker, WorkerParts, quiet_libraries
+    from openimagine.worker.safety import make_safety
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_libraries(settings)
+
+    async def main() -> None:
+        async with open_store(settings, pool_size=2) as store:
+            parts = WorkerParts(
+                queue=store.queue,
+                registry=store.workers,
+                backend=make_backend(settings),
+                blobs=make_blobs(settings, signer=None),
+                safety=make_safety(settings.safety),
+            )
+            worker = Worker(settings, parts, index, parent_pid)
+            worker.install_signals()
+            await worker.run()
+
+    anyio.run(main)
+
+
+# -- CLI commands on the store ---------------------------------------------------------------
+
+
+async def migrate(settings: Settings) -> None:
+    """Create or upgrade the schema."""
+    async with open_store(settings, pool_size=1):
+        pass
 
 
 async def prepare_store(settings: Settings, *, create_key: bool) -> str | None:
@@ -122,27 +189,35 @@ async def prepare_store(settings: Settings, *, create_key: bool) -> str | None:
 
     Returns the newly created key (to print once), or None.
     """
-    store = SqlStore(settings.store_url(), pool_size=1)
-    try:
-        await store.migrate()
+    async with open_store(settings, pool_size=1) as store:
         for key in settings.api_keys:
-            await store.add_api_key(hash_key(key), "configured", key_prefix(key))
-        if any(k.revoked_at is None for k in await store.list_api_keys()):
-            return None
-        if not create_key:
+            await store.keys.add(hash_key(key), "configured", key_prefix(key))
+        if any(k.revoked_at is None for k in await store.keys.all()) or not create_key:
             return None
         key = generate_key()
-        await store.add_api_key(hash_key(key), "created on first start", key_prefix(key))
+        await store.keys.add(hash_key(key), "created on first start", key_prefix(key))
         return key
-    finally:
-        await store.close()
 
 
 async def has_active_key(settings: Settings) -> bool:
     """Whether the store holds an active key."""
-    store = SqlStore(settings.store_url(), pool_size=1)
-    try:
-        await store.migrate()
-        return any(k.revoked_at is None for k in await store.list_api_keys())
-    finally:
-        await store.close()
+    async with open_store(settings, pool_size=1) as store:
+        return any(k.revoked_at is None for k in await store.keys.all())
+
+
+async def add_key(settings: Settings, key: str, label: str) -> None:
+    """Store a key (hashed)."""
+    async with open_store(settings, pool_size=1) as store:
+        await store.keys.add(hash_key(key), label, key_prefix(key))
+
+
+async def list_keys(settings: Settings) -> list[ApiKey]:
+    """Every key, newest first."""
+    async with open_store(settings, pool_size=1) as store:
+        return await store.keys.all()
+
+
+async def revoke_key(settings: Settings, key_id_or_prefix: str) -> bool:
+    """Revoke a key by id or prefix; False when none matched."""
+    async with open_store(settings, pool_size=1, migrate=False) as store:
+        return await store.keys.revoke(key_id_or_prefix)

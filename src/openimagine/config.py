@@ -59,8 +59,11 @@ class ModelSettings(BaseModel):
         description="A diffusers LTX-2 checkpoint directory. Unset: the offline tiny model "
         "with random weights, built on first use in <data_dir>/models.",
     )
+    backend: str = Field(
+        default="ltx2",
+        description="The backend (an entry point of the `openimagine.backends` group).",
+    )
     steps: int | None = Field(default=None, ge=1, description="Denoising steps override.")
-    guidance_scale: float = 1.0
     allow_hub_download: bool = Field(
         default=False, description="Allow a hub id as checkpoint (never used by default)."
     )
@@ -182,10 +185,10 @@ class Settings(BaseSettings):
     )
 
     def store_url(self) -> str:
-        """The async SQLAlchemy URL of the store."""
+        """The SQLAlchemy URL of the store."""
         if self.store.url:
             return self.store.url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'openimagine.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'openimagine.db').resolve()}"
 
     def public_url(self) -> str:
         """Base URL of this server as clients reach it."""

@@ -1,16 +1,33 @@
-"""Errors that cross a boundary, each able to render itself as a Runware error item."""
+"""Domain errors: a stable `code`, a message for people, and the parameter at fault.
+
+They know no envelope and no transport: each door renders them in its own protocol's shape
+(`runware.errors` for Runware's, `api.openai.errors` for OpenAI's) and picks the HTTP status
+from the error's `kind`.
+"""
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
-DOCS_URL = "https://runware.ai/docs/models/xai-grok-imagine-video"
+
+class ErrorKind(enum.StrEnum):
+    """What kind of failure an error is, which each door maps to its own status codes."""
+
+    INVALID = "invalid"  #: the request is malformed or outside the model card
+    UNAUTHENTICATED = "unauthenticated"  #: no valid API key
+    NOT_FOUND = "not_found"  #: no such task, result or media (for this key)
+    CONFLICT = "conflict"  #: the request contradicts the stored state
+    FORBIDDEN = "forbidden"  #: a signed URL that does not verify
+    GONE = "gone"  #: a signed URL past its expiry
+    TOO_LARGE = "too_large"  #: a body or input over a configured limit
+    INTERNAL = "internal"  #: the server failed
 
 
 class OpenImagineError(Exception):
-    """Base error: a stable `code`, a human `message`, and the offending `parameter` if any."""
+    """Base error. `details` are extra facts a door may show (allowed values, bounds)."""
 
-    http_status = 500
+    kind = ErrorKind.INTERNAL
     default_code = "internalServerError"
 
     def __init__(
@@ -19,63 +36,61 @@ class OpenImagineError(Exception):
         *,
         code: str | None = None,
         parameter: str | None = None,
-        **extra: Any,
+        **details: Any,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         self.parameter = parameter
-        self.extra = extra
-
-    def item(self, task_type: str | None = None, task_uuid: str | None = None) -> dict[str, Any]:
-        """The Runware error envelope item for this error."""
-        out: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.parameter is not None:
-            out["parameter"] = self.parameter
-            anchor = self.parameter.replace(".", "-").lower()
-            out["documentation"] = f"{DOCS_URL}#request-{anchor}"
-        else:
-            out["documentation"] = DOCS_URL
-        if task_type is not None:
-            out["taskType"] = task_type
-        if task_uuid is not None:
-            out["taskUUID"] = task_uuid
-        out.update(self.extra)
-        return out
+        self.details = details
 
 
 class InvalidInput(OpenImagineError):
     """The request is malformed or outside what the model card allows."""
 
-    http_status = 400
+    kind = ErrorKind.INVALID
     default_code = "invalidParameter"
 
 
 class AuthError(OpenImagineError):
     """No valid API key."""
 
-    http_status = 401
+    kind = ErrorKind.UNAUTHENTICATED
     default_code = "invalidApiKey"
 
 
 class NotFound(OpenImagineError):
     """A task, result or media item does not exist (for this key)."""
 
-    http_status = 404
+    kind = ErrorKind.NOT_FOUND
     default_code = "taskNotFound"
 
 
 class Conflict(OpenImagineError):
-    """A taskUUID was reused with a different request."""
+    """A taskUUID was reused with a different request, or a task is busy."""
 
-    http_status = 409
+    kind = ErrorKind.CONFLICT
     default_code = "conflictTaskUUID"
+
+
+class Forbidden(OpenImagineError):
+    """A signed URL whose signature does not match."""
+
+    kind = ErrorKind.FORBIDDEN
+    default_code = "invalidSignature"
+
+
+class Expired(OpenImagineError):
+    """A signed URL used after its expiry."""
+
+    kind = ErrorKind.GONE
+    default_code = "urlExpired"
 
 
 class PayloadTooLarge(OpenImagineError):
     """The request body is over the configured limit."""
 
-    http_status = 413
+    kind = ErrorKind.TOO_LARGE
     default_code = "payloadTooLarge"
 
 
@@ -83,13 +98,6 @@ class MediaError(InvalidInput):
     """An input image or video cannot be used."""
 
     default_code = "invalidMedia"
-
-
-class BackendError(OpenImagineError):
-    """Generation failed inside the model backend."""
-
-    http_status = 500
-    default_code = "inferenceError"
 
 
 class LeaseLost(Exception):

@@ -12,7 +12,7 @@ import pytest
 
 from openimagine.backends.base import Clip, Conditioning
 from openimagine.backends.ltx2 import LTX2Backend
-from openimagine.domain.params import GenerationParams
+from openimagine.domain.generation import GenerationParams
 
 W, H, FRAMES = 480, 480, 9
 
@@ -30,9 +30,8 @@ def _image(seed: int) -> np.ndarray:
 
 
 def _run(backend: LTX2Backend, cond: Conditioning | None, seed: int = 3) -> Clip:
-    params = GenerationParams(
-        prompt="a lighthouse in a storm", width=W, height=H, num_frames=FRAMES, fps=24, seed=seed
-    )
+    grid = backend.grid(W, H, FRAMES)
+    params = GenerationParams("a lighthouse in a storm", grid, fps=24, seed=seed)
     return backend.generate(params, lambda _i, _n: None, lambda: False, cond)
 
 

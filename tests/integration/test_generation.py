@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from openimagine.backends.ltx2 import LTX2Backend
-from openimagine.domain.params import GenerationParams
+from openimagine.domain.generation import GenerationParams
 from openimagine.media.fit import frames_needed
 from openimagine.media.probe import probe
 from openimagine.models.grok_imagine_video import GROK_IMAGINE_VIDEO
@@ -38,18 +38,11 @@ def make_clip(
     fmt: str = "MP4",
 ) -> Path:
     n = frames_needed(seconds, 24)
-    params = GenerationParams(
-        prompt="a robot dancing in the rain",
-        width=width,
-        height=height,
-        num_frames=n,
-        fps=24,
-        seed=seed,
-    )
+    grid = backend.grid(width, height, n)
+    params = GenerationParams("a robot dancing in the rain", grid, fps=24, seed=seed)
     steps: list[int] = []
     clip = backend.generate(params, lambda i, total: steps.append(i), lambda: False)
     assert steps == list(range(1, 9))  # progress per denoising step
-    grid = backend.grid(width, height, n)
     assert clip.frames.shape[:3] == (grid.num_frames, grid.height, grid.width)
     target = Target(
         width=width,
@@ -101,7 +94,7 @@ def test_cancel_stops_within_a_step(backend: LTX2Backend):
     from openimagine.backends.base import Canceled
 
     seen: list[int] = []
-    params = GenerationParams(prompt="x", width=480, height=480, num_frames=24, fps=24, seed=1)
+    params = GenerationParams("x", backend.grid(480, 480, 24), fps=24, seed=1)
     with pytest.raises(Canceled):
         backend.generate(params, lambda i, n: seen.append(i), lambda: len(seen) >= 2)
     assert seen == [1, 2]

@@ -21,17 +21,19 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from openimagine.backends.base import BackendInfo, Clip, Conditioning, Grid
-from openimagine.config import NudeNetLabel, SafetySettings
+from openimagine.backends.base import BackendInfo, Clip, Conditioning
+from openimagine.config import NudeNetLabel, SafetySettings, WorkerSettings
 from openimagine.delivery.blobs import LocalBlobStore
-from openimagine.delivery.items import job_items
 from openimagine.delivery.signing import UrlSigner
-from openimagine.domain.jobs import JobStatus
-from openimagine.domain.params import GenerationParams, Mode, VideoRequest
+from openimagine.domain.generation import GenerationJob, GenerationParams, Grid
+from openimagine.domain.jobs import JobStatus, NewJob
+from openimagine.domain.requests import Mode, SafetyMode
 from openimagine.media.fit import fit_frame
-from openimagine.store.base import NewJob
+from openimagine.runware.items import job_items
+from openimagine.runware.webhooks import RunwarePayloads
+from openimagine.service.views import JobViews
 from openimagine.store.sql import SqlStore
-from openimagine.worker.runner import JobRunner, RunnerConfig
+from openimagine.worker.runner import JobRunner
 from openimagine.worker.safety import (
     BLOCKED_CODE,
     LABELS,
@@ -172,40 +174,46 @@ class _PictureBackend:
         should_stop: object,
         conditioning: Conditioning | None = None,
     ) -> Clip:
-        frame = fit_frame(self.pictures[params.seed], params.width, params.height)
-        frames = np.broadcast_to(frame, (params.num_frames, *frame.shape))
-        samples = params.num_frames * 48_000 // params.fps
+        grid = params.grid
+        frame = fit_frame(self.pictures[params.seed], grid.width, grid.height)
+        frames = np.broadcast_to(frame, (grid.num_frames, *frame.shape))
+        samples = grid.num_frames * 48_000 // params.fps
         return Clip(frames=frames, audio=np.zeros((2, samples), np.float32), sample_rate=48_000)
 
 
-def _request(mode: str, n: int, webhook_url: str | None = None) -> VideoRequest:
-    return VideoRequest(
+def _spec(mode: str, n: int, webhook_url: str | None = None) -> GenerationJob:
+    return GenerationJob(
         model="xai:grok-imagine@video",
         prompt="a lighthouse in a storm",
         mode=Mode.T2V,
         width=W,
         height=H,
-        resolution=None,
-        duration_s=1,
+        num_frames=FPS,
         fps=FPS,
+        duration_s=1,
+        source_seconds=None,
         output_format="MP4",
         output_quality=95,
         ttl_s=3600,
         number_results=n,
         include_cost=False,
-        safety_mode=mode,
+        safety_mode=SafetyMode(mode),
         webhook_url=webhook_url,
-        upload_endpoint=None,
-        seed=None,
     )
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    s = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", pool_size=2)
+    s = SqlStore(f"sqlite:///{tmp_path / 'db.sqlite'}", pool_size=2)
     await s.migrate()
     yield s
     await s.close()
+
+
+def _views(store: SqlStore, blobs_root: Path) -> JobViews:
+    """How the API renders jobs: URLs signed by the API's blob store."""
+    signer = UrlSigner(b"secret", "http://127.0.0.1:1")
+    return JobViews(store.jobs, LocalBlobStore(blobs_root, signer))
 
 
 async def _run(
@@ -219,15 +227,13 @@ async def _run(
     webhook_url: str | None = None,
 ) -> tuple[JobStatus, list[dict[str, object]], list[dict[str, object]]]:
     pictures = {1: _flagged(), 2: _gradient()}
-    request = _request(mode, len(seeds), webhook_url)
     task = str(uuid.uuid4())
-    await store.create_job(
+    await store.jobs.create(
         NewJob(
             task_uuid=task,
             owner="k1",
             task_type="videoInference",
-            model=request.model,
-            request=request.to_json(),
+            spec=_spec(mode, len(seeds), webhook_url),
             request_hash="h",
             max_attempts=1,
             video_uuids=[str(uuid.uuid4()) for _ in seeds],
@@ -235,25 +241,24 @@ async def _run(
             costs=[0.05] * len(seeds),
         )
     )
-    claim = await store.claim_next("w1", 30)
+    claim = await store.queue.claim("w1", 30)
     assert claim is not None
-    signer = UrlSigner(b"secret", "http://127.0.0.1:1")
     runner = JobRunner(
-        store=store,
+        queue=store.queue,
         backend=_PictureBackend(pictures),
         info=BackendInfo("pictures", "none", False, 48_000, 1),
-        blobs=blobs,
-        signer=signer,
-        config=RunnerConfig(30, 5, 0.25, 1, None),
+        blobs=blobs,  # the worker's: it holds no signing secret
+        config=WorkerSettings(
+            lease_s=30, heartbeat_s=5, progress_interval_s=0.25, encode_threads=1
+        ),
         shutdown=threading.Event(),
         safety=ContentSafety(checker, action=action, fast_frames=5),
     )
     await runner.run(claim)
-    got = await store.get_job(task, None)
-    assert got is not None
-    job, results = got
-    data, errors = job_items(job, results, signer)
-    return job.status, data, errors
+    view = await _views(store, blobs.root).load(task, None)
+    assert view is not None
+    data, errors = job_items(view)
+    return view.job.status, data, errors
 
 
 def _videos(blobs: LocalBlobStore) -> list[Path]:
@@ -287,8 +292,11 @@ async def test_block_withholds_only_the_flagged_result(
     assert error["code"] == BLOCKED_CODE and error["videoUUID"] != item["videoUUID"]
     [stored] = _videos(blobs)
     assert stored.name == f"{item['videoUUID']}.mp4"
-    # The webhook gets the served result, then the error for the withheld one only.
-    posts = [json.loads(o.payload) for o in await store.claim_outbox(10, 30)]
+    # The webhook gets the served result, then the error for the withheld one only: the bodies
+    # are rendered when sent, as the API's sender renders them.
+    payloads = RunwarePayloads(_views(store, blobs.root))
+    sent = await store.outbox.claim(10, 30)
+    posts = [json.loads(await payloads.webhook_body(d)) for d in sent]
     assert [p.get("data", [{}])[0].get("videoUUID") for p in posts] == [item["videoUUID"], None]
     assert [e["videoUUID"] for e in posts[1]["errors"]] == [error["videoUUID"]]
 

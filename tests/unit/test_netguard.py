@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from openimagine.delivery.netguard import BlockedAddress, check_ip, check_url, parse_networks
+from openimagine.media.netguard import BlockedAddress, check_ip, check_url, parse_networks
 
 REFUSED = [
     "127.0.0.1",  # loopback

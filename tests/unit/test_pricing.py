@@ -8,7 +8,6 @@ it, and compared both as an exact Decimal and as the float that goes on the wire
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from decimal import Decimal
 from fractions import Fraction
@@ -16,13 +15,16 @@ from typing import Any
 
 import pytest
 
+from openimagine.config import DeliverySettings
+from openimagine.domain.generation import GenerationJob
+from openimagine.domain.requests import Mode, SafetyMode
+from openimagine.media.fit import frames_needed
 from openimagine.models.grok_imagine_video import GROK_IMAGINE_VIDEO
-from openimagine.models.pricing import as_float, quote
-from openimagine.models.validation import Limits, validate_video_task
-from openimagine.service import VideoService
+from openimagine.models.pricing import as_float, price, quote
+from openimagine.runware.validation import validate_video_task
 
 CARD = GROK_IMAGINE_VIDEO
-LIMITS = Limits(default_ttl_s=3600, max_ttl_s=7 * 24 * 3600)
+LIMITS = DeliverySettings(default_ttl_s=3600, max_ttl_s=7 * 24 * 3600)
 IMAGE = "aac49721-1964-481a-ae78-8a4e29b91402"
 
 
@@ -38,16 +40,45 @@ def quote_mode(tier: str, mode: str, seconds: Fraction) -> Decimal:
     )
 
 
-def submit_price(task: dict[str, Any]) -> float | None:
+def spec(
+    mode: Mode,
+    width: int,
+    height: int,
+    num_frames: int,
+    duration_s: int | None,
+    source_seconds: Fraction | None = None,
+) -> GenerationJob:
+    """A resolved job of this shape (the fields pricing does not read are fixed)."""
+    return GenerationJob(
+        model=CARD.id,
+        prompt="p",
+        mode=mode,
+        width=width,
+        height=height,
+        num_frames=num_frames,
+        fps=CARD.fps,
+        duration_s=duration_s,
+        source_seconds=source_seconds,
+        output_format="MP4",
+        output_quality=95,
+        ttl_s=3600,
+        number_results=1,
+        include_cost=True,
+        safety_mode=SafetyMode.NONE,
+    )
+
+
+def submit_price(task: dict[str, Any]) -> float:
     """The per-result cost the service stores at submit for a task."""
-    # price() only reads the card; the other collaborators are never touched.
-    service = VideoService(None, CARD, None, None, None, None)  # type: ignore[arg-type]
     request = validate_video_task(task, CARD, LIMITS)
-    if request.width is None:
+    width, height = request.width, request.height
+    if width is None or height is None:
         # Image-to-video takes its size from the image at submit: a 16:9 one here.
         size = CARD.nearest_size(request.resolution or CARD.default_resolution, 16, 9)
-        request = dataclasses.replace(request, width=size.width, height=size.height)
-    return service.price(request)
+        width, height = size.width, size.height
+    assert request.duration_s is not None
+    frames = frames_needed(Fraction(request.duration_s), CARD.fps)
+    return as_float(price(CARD, spec(request.mode, width, height, frames, request.duration_s)))
 
 
 def task(**fields: Any) -> dict[str, Any]:
@@ -141,6 +172,13 @@ def test_the_page_video_to_video_example_costs_0_404():
     cost = quote(CARD, tier="480p", output_seconds=seconds, input_video_seconds=seconds)
     assert cost == Decimal("0.404")
     assert as_float(cost) == 0.404
+    # The resolved job: 162 frames at 24 fps (6.75 s) in the file, billed as the source's 6.73.
+    v2v = spec(Mode.V2V, 848, 480, 162, None, source_seconds=seconds)
+    assert price(CARD, v2v) == Decimal("0.404")
+    # With a duration, the output seconds are the duration's; the source still bills.
+    assert price(CARD, spec(Mode.V2V, 848, 480, 48, 2, source_seconds=seconds)) == Decimal(
+        "0.167333"
+    )
 
 
 @pytest.mark.parametrize("duration", range(1, 16))

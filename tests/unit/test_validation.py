@@ -11,17 +11,19 @@ from typing import Any
 
 import pytest
 
-from openimagine.domain.params import Mode, VideoRequest
+from openimagine.config import DeliverySettings
+from openimagine.domain.requests import Mode, VideoRequest
 from openimagine.errors import InvalidInput
-from openimagine.models.fields import check_task_uuid
 from openimagine.models.grok_imagine_video import GROK_IMAGINE_VIDEO
-from openimagine.models.validation import Limits, validate_video_task
+from openimagine.runware.errors import error_item, http_status
+from openimagine.runware.fields import check_task_uuid
+from openimagine.runware.validation import validate_video_task
 
 CARD = GROK_IMAGINE_VIDEO
 MODEL = "xai:grok-imagine@video"
 TASK_UUID = "6378aa49-9f31-414a-8e00-3076dea79124"
 # Server-side TTL bounds (the page only sets the minimum); chosen apart from any default.
-LIMITS = Limits(default_ttl_s=3600, max_ttl_s=7 * 24 * 3600)
+LIMITS = DeliverySettings(default_ttl_s=3600, max_ttl_s=7 * 24 * 3600)
 DROP: Any = object()  # marks a field to remove from a base task
 
 IMAGE = "aac49721-1964-481a-ae78-8a4e29b91402"
@@ -89,7 +91,7 @@ def refuse(task: dict[str, Any], code: str, parameter: str) -> InvalidInput:
         validate_video_task(task, CARD, LIMITS)
     err = info.value
     assert (err.code, err.parameter) == (code, parameter), err.message
-    assert err.http_status == 400
+    assert http_status(err) == 400
     assert err.message
     return err
 
@@ -130,7 +132,7 @@ def test_the_card_has_exactly_the_fourteen_sizes_of_the_page():
 def test_other_sizes_are_refused_with_the_allowed_list(width: int, height: int):
     err = refuse(t2v(width=width, height=height), "unsupportedDimensions", "width")
     assert f"{width}x{height}" in err.message
-    assert err.extra["allowedValues"] == [f"{w}x{h}" for _, _, w, h in PAGE_SIZES]
+    assert err.details["allowedValues"] == [f"{w}x{h}" for _, _, w, h in PAGE_SIZES]
 
 
 @pytest.mark.parametrize(
@@ -204,7 +206,7 @@ def test_frame_images_cannot_be_used_with_reference_images():
 def test_reference_images_guide_text_to_video():
     req = accept(t2v(inputs={"referenceImages": [IMAGE, " https://example.com/r.png "]}))
     assert req.mode is Mode.T2V
-    assert req.reference_images == (IMAGE, "https://example.com/r.png")
+    assert [r.source for r in req.reference_images] == [IMAGE, "https://example.com/r.png"]
 
 
 def test_reference_images_cannot_be_used_with_a_source_video():
@@ -236,7 +238,8 @@ def test_inputs_must_be_an_object(inputs: Any):
 def test_the_page_video_to_video_example_uses_reference_videos_as_the_source():
     # The page's V2V example sends inputs.referenceVideos (one clip), not inputs.video.
     req = accept(t2v(width=DROP, height=DROP, inputs={"referenceVideos": [VIDEO]}))
-    assert (req.mode, req.video, req.duration_s) == (Mode.V2V, VIDEO, None)
+    assert req.video is not None and req.video.parameter == "inputs.video"
+    assert (req.mode, req.video.source, req.duration_s) == (Mode.V2V, VIDEO, None)
 
 
 @pytest.mark.parametrize(
@@ -270,7 +273,8 @@ def test_only_one_source_video(inputs: dict[str, Any]):
 def test_a_first_frame_image_in_either_format_is_accepted(item: Any):
     req = accept(i2v(inputs={"frameImages": [item]}))
     expected = item["image"] if isinstance(item, dict) else item
-    assert (req.mode, req.frame_image) == (Mode.I2V, expected)
+    assert req.frame_image is not None and req.frame_image.parameter == "inputs.frameImages"
+    assert (req.mode, req.frame_image.source) == (Mode.I2V, expected)
 
 
 @pytest.mark.parametrize("frame", ["last", 1, -1, 24, True, "middle", None])
@@ -280,7 +284,7 @@ def test_only_the_first_frame_is_supported(frame: Any):
         "invalidFrame",
         "inputs.frameImages.frame",
     )
-    assert err.extra["allowedValues"] == ["first", 0]
+    assert err.details["allowedValues"] == ["first", 0]
 
 
 def test_a_frame_object_needs_its_image():
@@ -313,7 +317,8 @@ def test_legacy_top_level_frame_images_are_read_as_inputs():
     # The legacy `runware` SDK sends frameImages at the top level with `inputImage`.
     task = t2v(width=DROP, height=DROP, frameImages=[{"inputImage": IMAGE, "frame": "first"}])
     req = accept(task)
-    assert (req.mode, req.frame_image) == (Mode.I2V, IMAGE)
+    assert req.frame_image is not None
+    assert (req.mode, req.frame_image.source) == (Mode.I2V, IMAGE)
 
 
 def test_frame_images_at_the_top_level_and_in_inputs_are_refused():
@@ -370,7 +375,7 @@ def test_duration_range_without_a_source_video(make: Any, duration: int):
 @pytest.mark.parametrize("duration", [0, 16, -1, 100])
 def test_duration_outside_1_to_15_is_refused(make: Any, duration: int):
     err = refuse(make(duration=duration), "invalidDuration", "duration")
-    assert (err.extra["min"], err.extra["max"]) == (1, 15)
+    assert (err.details["min"], err.details["max"]) == (1, 15)
 
 
 @pytest.mark.parametrize("make", [t2v, i2v], ids=["t2v", "i2v"])
@@ -397,7 +402,7 @@ def test_duration_with_a_source_video_is_2_to_10(duration: int):
 @pytest.mark.parametrize("duration", [1, 11, 15, 0])
 def test_duration_with_a_source_video_outside_2_to_10_is_refused(duration: int):
     err = refuse(v2v(duration=duration), "unsupportedDuration", "duration")
-    assert (err.extra["min"], err.extra["max"]) == (2, 10)
+    assert (err.details["min"], err.details["max"]) == (2, 10)
 
 
 def test_without_duration_a_video_to_video_output_keeps_the_source_length():
@@ -550,7 +555,7 @@ def test_delivery_method_async_is_accepted():
 def test_delivery_method_other_than_async_is_refused(method: Any):
     err = refuse(t2v(deliveryMethod=method), "invalidDeliveryMethod", "deliveryMethod")
     if isinstance(method, str):
-        assert err.extra["allowedValues"] == ["async"]
+        assert err.details["allowedValues"] == ["async"]
 
 
 @pytest.mark.parametrize("seed", [1, 42, 2**63 - 1])
@@ -611,7 +616,7 @@ def test_prompt_length_has_a_server_limit():
     limit = CARD.prompt_max_chars
     assert len(accept(t2v(positivePrompt="a" * limit)).prompt) == limit
     err = refuse(t2v(positivePrompt="a" * (limit + 1)), "invalidPositivePrompt", "positivePrompt")
-    assert err.extra["max"] == limit
+    assert err.details["max"] == limit
 
 
 @pytest.mark.parametrize(
@@ -666,7 +671,7 @@ def test_task_uuid_must_be_a_uuid_string(value: Any, code: str):
 
 def test_a_refusal_renders_as_a_runware_error_item():
     err = refuse(t2v(outputQuality=100), "invalidOutputQuality", "outputQuality")
-    item = err.item("videoInference", TASK_UUID)
+    item = error_item(err, "videoInference", TASK_UUID)
     assert item["code"] == "invalidOutputQuality"
     assert item["parameter"] == "outputQuality"
     assert item["taskType"] == "videoInference" and item["taskUUID"] == TASK_UUID

@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from openimagine.api.health import RANDOM_WEIGHTS_NOTICE
-from openimagine.api.tasks import MAX_TASKS_PER_MESSAGE, TASK_TYPES
-from openimagine.errors import DOCS_URL
+from openimagine.runware.errors import DOCS_URL
+from openimagine.runware.processor import MAX_TASKS_PER_MESSAGE, TASK_TYPES
 
 BEARER = "bearerAuth"
 _TASK = "6fab44b7-2911-4ba7-b2c1-9fbc06847acb"
@@ -194,7 +194,7 @@ _EXTRAS: dict[tuple[str, str], dict[str, Any]] = {
                 },
             },
             "403": _error_response("Tampered URL", "invalidSignature", "Invalid signature."),
-            "404": _error_response("No such file", "invalidSignature", "Not found."),
+            "404": _error_response("No such file", "mediaNotFound", "Not found."),
             "410": _error_response("Expired URL", "urlExpired", "This URL has expired."),
         }
     },
@@ -317,8 +317,9 @@ _EXTRAS: dict[tuple[str, str], dict[str, Any]] = {
                         {
                             "data": [
                                 {
-                                    "id": 1,
+                                    "id": "0b7e8f8e-3f0c-4f8e-9a55-3f8f6f0c2a11",
                                     "kind": "webhook",
+                                    "event": "result_ready",
                                     "url": "https://example.com/hook",
                                     "status": "delivered",
                                     "attempts": 1,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from openimagine.__about__ import __version__
-from openimagine.store.base import TaskStore
+from openimagine.api.deps import Services
+from openimagine.domain.records import WorkerState
+from openimagine.store.protocols import WorkerRegistry
 
 router = APIRouter(tags=["health"])
 
@@ -19,24 +21,29 @@ RANDOM_WEIGHTS_NOTICE = (
 )
 
 
-async def _workers(store: TaskStore) -> list[dict[str, Any]]:
+async def _workers(registry: WorkerRegistry) -> list[dict[str, Any]]:
     return [
-        {"id": w.id, "state": w.state, "weights": w.weights, "randomWeights": w.random_weights}
-        for w in await store.list_workers(fresh_within_s=_FRESH_S)
-        if w.state != "stopped"
+        {
+            "id": w.id,
+            "state": w.state.value,
+            "weights": w.weights,
+            "randomWeights": w.random_weights,
+        }
+        for w in await registry.all(fresh_within_s=_FRESH_S)
+        if w.state is not WorkerState.STOPPED
     ]
 
 
 @router.get("/health", summary="Liveness, and the model being served")
-async def health(request: Request) -> dict[str, Any]:
+async def health(deps: Services) -> dict[str, Any]:
     """Always 200 while the API process runs; reports workers and whether weights are random."""
-    workers = await _workers(request.app.state.store)
-    random_weights = request.app.state.random_weights or any(w["randomWeights"] for w in workers)
+    workers = await _workers(deps.workers)
+    random_weights = deps.random_weights or any(w["randomWeights"] for w in workers)
     body: dict[str, Any] = {
         "status": "ok",
         "version": __version__,
-        "model": request.app.state.card.id,
-        "weights": request.app.state.weights,
+        "model": deps.card.id,
+        "weights": deps.weights,
         "randomWeights": random_weights,
         "workers": workers,
     }
@@ -46,17 +53,18 @@ async def health(request: Request) -> dict[str, Any]:
 
 
 @router.get("/ready", summary="Ready when at least one worker has its model loaded")
-async def ready(request: Request) -> JSONResponse:
+async def ready(deps: Services) -> JSONResponse:
     """200 with ≥1 ready worker, else 503."""
-    workers = [w for w in await _workers(request.app.state.store) if w["state"] == "ready"]
+    ready_state = WorkerState.READY.value
+    workers = [w for w in await _workers(deps.workers) if w["state"] == ready_state]
     status = 200 if workers else 503
     return JSONResponse({"ready": bool(workers), "workers": len(workers)}, status_code=status)
 
 
 @router.get("/v1/models", summary="The model cards this server serves")
-async def models(request: Request) -> dict[str, Any]:
+async def models(deps: Services) -> dict[str, Any]:
     """The model card as data: sizes, durations, formats, prices."""
-    card = request.app.state.card
+    card = deps.card
     return {
         "data": [
             {
@@ -80,8 +88,8 @@ async def models(request: Request) -> dict[str, Any]:
                     "imageInput": float(card.prices.image_input),
                     "videoInputPerSecond": float(card.prices.video_input_per_second),
                 },
-                "weights": request.app.state.weights,
-                "randomWeights": request.app.state.random_weights,
+                "weights": deps.weights,
+                "randomWeights": deps.random_weights,
             }
         ]
     }

@@ -12,11 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from openimagine.__about__ import __version__
+from openimagine.api.deps import Services
 from openimagine.models.card import ModelCard
 
 router = APIRouter(tags=["playground"])
@@ -78,10 +79,10 @@ def _script_json(value: Any) -> str:
     summary="Playground: generate a clip from the browser",
     response_class=HTMLResponse,
 )
-async def playground(request: Request) -> HTMLResponse:
+async def playground(deps: Services) -> HTMLResponse:
     """An HTML form over `POST /v1`: prompt, mode, input media, size, duration, format,
     quality, number of results and seed; it polls `getResponse` and plays the results."""
-    card: ModelCard = request.app.state.card
+    card = deps.card
     page = (
         _template()
         .replace("{{CARD_JSON}}", _script_json(card_config(card)))

@@ -1,4 +1,5 @@
-"""The `VideoBackend` protocol: what a worker needs from a model."""
+"""The `VideoBackend` protocol: what a worker needs from a model. Backends are found by name
+through the `openimagine.backends` entry-point group (`registry`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from openimagine.domain.params import GenerationParams
+from openimagine.domain.generation import GenerationParams, Grid
 
 StepCallback = Callable[[int, int], None]
 StopCheck = Callable[[], bool]
@@ -64,23 +65,16 @@ class Conditioning:
         return self.first_frame is None and not self.references and self.video is None
 
 
-@dataclass(frozen=True, slots=True)
-class Grid:
-    """The size and frame count a backend actually generates for a request (≥ the request)."""
-
-    width: int
-    height: int
-    num_frames: int
-
-
 class VideoBackend(Protocol):
     """A text/image/video-to-video-with-audio model, loaded once per worker process."""
 
     def load(self, device: str) -> BackendInfo:
         """Load weights onto `device`; called once before any `generate`."""
+        ...
 
     def grid(self, width: int, height: int, num_frames: int) -> Grid:
         """The generation grid covering a requested size and length."""
+        ...
 
     def generate(
         self,
@@ -89,4 +83,6 @@ class VideoBackend(Protocol):
         should_stop: StopCheck,
         conditioning: Conditioning | None = None,
     ) -> Clip:
-        """Generate one clip on the grid for `params`; raise `Canceled` if asked to stop."""
+        """Generate one clip on `params.grid` (from `grid`); raise `Canceled` if asked to
+        stop. Conditioning images and video are already fitted to that grid."""
+        ...

@@ -28,12 +28,12 @@ from openimagine.backends.base import (
     Canceled,
     Clip,
     Conditioning,
-    Grid,
     StepCallback,
     StopCheck,
 )
 from openimagine.backends.tiny import MARKER, ensure_tiny_checkpoint
-from openimagine.domain.params import GenerationParams
+from openimagine.config import Settings
+from openimagine.domain.generation import GenerationParams, Grid
 
 # Distilled LTX-2 runs without CFG, STG or modality guidance: one transformer pass per step.
 _DISTILLED = {
@@ -166,10 +166,10 @@ class LTX2Backend:
         should_stop: StopCheck,
         conditioning: Conditioning | None = None,
     ) -> Clip:
-        """Run the pipeline on the grid for `params`; progress per denoising step."""
+        """Run the pipeline on `params.grid`; progress per denoising step."""
         import torch
 
-        grid = self.grid(params.width, params.height, params.num_frames)
+        grid = params.grid
         steps = params.steps or self._default_steps()
         generator = torch.Generator(device="cpu").manual_seed(params.seed)
 
@@ -206,3 +206,13 @@ class LTX2Backend:
             audio=np.asarray(audio, dtype=np.float32),
             sample_rate=int(self._pipe.vocoder.config.output_sampling_rate),
         )
+
+
+def from_settings(settings: Settings) -> LTX2Backend:
+    """The `ltx2` entry point: tiny random weights unless a checkpoint is configured."""
+    return LTX2Backend(
+        checkpoint=settings.model.checkpoint,
+        models_dir=settings.models_dir(),
+        steps=settings.model.steps,
+        torch_threads=settings.workers.torch_threads,
+    )

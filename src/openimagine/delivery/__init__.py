@@ -1,1 +1,2 @@
-"""How results leave the server: blob storage and signed URLs."""
+"""How results leave the server: blob storage, signed URLs, and the outbox sender of webhooks
+and uploads (with the TTL sweeper)."""

@@ -1,31 +1,68 @@
-"""Blob storage for results and uploaded inputs."""
+"""Blob storage for results and inputs: the `BlobStore` protocol, and the local directory.
+
+Callers name only the protocol; `composition` picks the implementation. Keys are relative
+paths such as `videos/<uuid>.mp4`. Methods block (a remote store does network I/O): async
+code runs them in a thread.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
+from openimagine.delivery.signing import UrlSigner
+
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+MEDIA_PREFIX = "/media/"
+
+
+class BlobNotFound(LookupError):
+    """No blob under that key (never stored, deleted, or swept)."""
 
 
 class BlobStore(Protocol):
-    """Where bytes live. Keys are relative paths like `videos/<uuid>.mp4`."""
+    """Where bytes live."""
 
     def put_file(self, key: str, source: Path) -> int:
-        """Move `source` into the store under `key` (atomically); return its size."""
+        """Move `source` into the store under `key` (readers never see a partial blob);
+        return its size."""
+        ...
 
     def put_bytes(self, key: str, data: bytes) -> int:
-        """Write `data` under `key` (atomically); return its size."""
+        """Write `data` under `key`; return its size."""
+        ...
 
-    def path(self, key: str) -> Path | None:
-        """A local path for the blob, or None when it does not exist."""
+    def size(self, key: str) -> int | None:
+        """The blob's size, or None when there is no such blob."""
+        ...
+
+    def as_file(self, key: str) -> AbstractContextManager[Path]:
+        """The blob as a local file for the length of a `with` block (`BlobNotFound`)."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The blob's file when the store keeps it on this machine's disk (so it can be
+        served directly), else None."""
+        ...
+
+    def url(self, key: str, expires_at: float) -> str:
+        """A URL that downloads the blob until `expires_at` (Unix seconds)."""
+        ...
 
     def delete(self, key: str) -> bool:
         """Remove a blob; False when it was absent."""
+        ...
+
+    def scratch_path(self, suffix: str) -> Path:
+        """A fresh path for a temporary file that `put_file` can take over."""
+        ...
 
 
 def check_key(key: str) -> str:
@@ -35,12 +72,24 @@ def check_key(key: str) -> str:
     return key
 
 
-class LocalBlobStore:
-    """Blobs as files under one directory; writes go to a temp file and are renamed in place,
-    so a reader never sees a partial file."""
+def media_path(key: str) -> str:
+    """The URL path under which the API serves a local blob."""
+    return MEDIA_PREFIX + key
 
-    def __init__(self, root: Path) -> None:
+
+class LocalBlobStore:
+    """Blobs as files under one directory, served by the API at `/media/<key>` behind
+    HMAC-signed, expiring URLs. Writes go to a temp file renamed into place.
+
+    Args:
+        root: The directory.
+        signer: Signs download URLs; None in processes that only write (workers), which then
+            cannot make URLs.
+    """
+
+    def __init__(self, root: Path, signer: UrlSigner | None = None) -> None:
         self.root = root
+        self._signer = signer
         root.mkdir(parents=True, exist_ok=True)
 
     def _target(self, key: str) -> Path:
@@ -70,16 +119,39 @@ class LocalBlobStore:
         os.replace(staged, target)
         return len(data)
 
-    def path(self, key: str) -> Path | None:
-        """Local path of a blob, if present."""
+    def local_path(self, key: str) -> Path | None:
+        """The blob's file, if present."""
         p = self.root / check_key(key)
         return p if p.is_file() else None
 
+    def size(self, key: str) -> int | None:
+        """The blob's size, if present."""
+        try:
+            return (self.root / check_key(key)).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def _file(self, key: str) -> Iterator[Path]:
+        path = self.local_path(key)
+        if path is None:
+            raise BlobNotFound(key)
+        yield path
+
+    def as_file(self, key: str) -> AbstractContextManager[Path]:
+        """The blob's own file (nothing is copied)."""
+        return self._file(key)
+
+    def url(self, key: str, expires_at: float) -> str:
+        """A signed `/media/<key>` URL on the API's public address."""
+        if self._signer is None:
+            raise RuntimeError("this process holds no URL-signing secret")
+        return self._signer.url(media_path(check_key(key)), expires_at)
+
     def delete(self, key: str) -> bool:
         """Remove a blob."""
-        p = self.root / check_key(key)
         try:
-            p.unlink()
+            (self.root / check_key(key)).unlink()
         except FileNotFoundError:
             return False
         return True

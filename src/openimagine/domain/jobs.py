@@ -1,18 +1,21 @@
-"""Jobs and results: status enums, typed records and the pure state transitions."""
+"""Jobs and their results: status enums and the typed records the store reads and writes."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from openimagine.domain.generation import GenerationJob
 
 
 class JobStatus(enum.StrEnum):
-    """Lifecycle of a job (one submitted videoInference task)."""
+    """Lifecycle of a job (one submitted video task)."""
 
     QUEUED = "queued"  #: waiting for a worker
     RUNNING = "running"  #: leased by a worker
     SUCCEEDED = "succeeded"  #: every result is ready
-    FAILED = "failed"  #: gave up; results carry the error
+    FAILED = "failed"  #: gave up; unfinished results carry the error
     CANCELED = "canceled"  #: stopped on request
 
     @property
@@ -22,39 +25,30 @@ class JobStatus(enum.StrEnum):
 
 
 class ResultStatus(enum.StrEnum):
-    """Status of one result item, as Runware's getResponse reports it."""
+    """Status of one result (one of a job's `numberResults`)."""
 
     PROCESSING = "processing"
     SUCCESS = "success"
     ERROR = "error"
 
 
-_ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELED, JobStatus.FAILED}),
-    # RUNNING -> QUEUED: a lease expired or a worker handed the job back on shutdown.
-    JobStatus.RUNNING: frozenset(
-        {JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED}
-    ),
-    JobStatus.SUCCEEDED: frozenset(),
-    JobStatus.FAILED: frozenset(),
-    JobStatus.CANCELED: frozenset(),
-}
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a job ended without its results: a stable code and a message for people."""
+
+    code: str
+    message: str
 
 
-class InvalidTransition(ValueError):
-    """A state change that the lifecycle does not allow."""
+CANCELED = Failure("taskCancelled", "The task was cancelled.")
+WORKER_LOST = Failure(
+    "workerLost", "The worker running this task stopped responding too many times."
+)
 
 
-def transition(current: JobStatus, new: JobStatus) -> JobStatus:
-    """Return `new` if the lifecycle allows current → new, else raise InvalidTransition."""
-    if new not in _ALLOWED[current]:
-        raise InvalidTransition(f"job cannot go from {current} to {new}")
-    return new
-
-
-def can_transition(current: JobStatus, new: JobStatus) -> bool:
-    """Whether current → new is allowed."""
-    return new in _ALLOWED[current]
+def reaped(cancel_requested: bool) -> tuple[JobStatus, Failure]:
+    """How a job whose lease ran out for good ends: canceled if that was asked, else failed."""
+    return (JobStatus.CANCELED, CANCELED) if cancel_requested else (JobStatus.FAILED, WORKER_LOST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +58,7 @@ class Job:
     task_uuid: str
     owner: str
     task_type: str
-    model: str
-    request: str  #: the validated request, JSON (see domain.params.VideoRequest)
+    spec: GenerationJob
     request_hash: str
     status: JobStatus
     attempts: int
@@ -82,10 +75,15 @@ class Job:
     error_code: str | None
     error_message: str | None
 
+    @property
+    def model(self) -> str:
+        """The model card id it runs on."""
+        return self.spec.model
+
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """One `numberResults` item of a job, allocated (with its videoUUID) at submit."""
+    """One result of a job, allocated (with its videoUUID and seed) at submit."""
 
     video_uuid: str
     task_uuid: str
@@ -110,3 +108,30 @@ class Claim:
     job: Job
     token: str
     results: tuple[Result, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to insert, with its results pre-allocated (one videoUUID, seed and cost each)."""
+
+    task_uuid: str
+    owner: str
+    task_type: str
+    spec: GenerationJob
+    request_hash: str
+    max_attempts: int
+    video_uuids: Sequence[str]
+    seeds: Sequence[int]
+    costs: Sequence[float]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultUpdate:
+    """A finished result, written by the worker that holds the lease."""
+
+    video_uuid: str
+    blob_key: str
+    content_type: str
+    size_bytes: int
+    nsfw: bool | None
+    expires_at: float

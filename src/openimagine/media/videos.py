@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import av
 import numpy as np
@@ -18,13 +19,23 @@ from openimagine.errors import MediaError
 CONTAINERS = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/webm"}
 
 
-@dataclass(frozen=True, slots=True)
-class VideoLimits:
-    """What an input video may be."""
+class VideoLimits(Protocol):
+    """What an input video may be (the input settings have these fields)."""
 
-    max_pixels: int
-    max_seconds: float
-    max_frames: int
+    @property
+    def max_video_pixels(self) -> int:
+        """Pixels a frame."""
+        ...
+
+    @property
+    def max_video_seconds(self) -> float:
+        """Length."""
+        ...
+
+    @property
+    def max_video_frames(self) -> int:
+        """Frames."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +83,21 @@ def inspect_video(path: Path, parameter: str, limits: VideoLimits) -> VideoInfo:
         fps = stream.average_rate or stream.guessed_rate
         if not width or not height or not fps:
             raise _bad(parameter, "the video has no frame size or frame rate.")
-        if width * height > limits.max_pixels:
+        if width * height > limits.max_video_pixels:
             raise _bad(
                 parameter,
-                f"{width}x{height} is over the limit of {limits.max_pixels} pixels a frame.",
+                f"{width}x{height} is over the limit of {limits.max_video_pixels} pixels a frame.",
                 code="videoTooLarge",
-                max=limits.max_pixels,
+                max=limits.max_video_pixels,
             )
         header_s = container.duration / av.time_base if container.duration else None
-        if header_s is not None and header_s > limits.max_seconds:
+        if header_s is not None and header_s > limits.max_video_seconds:
             raise _too_long(parameter, header_s, limits)
         count = 0
         try:
             for _frame in container.decode(stream):
                 count += 1
-                if count > limits.max_frames or count / fps > limits.max_seconds:
+                if count > limits.max_video_frames or count / fps > limits.max_video_seconds:
                     raise _too_long(parameter, count / float(fps), limits)
         except av.error.FFmpegError as exc:
             raise _bad(parameter, f"the video could not be decoded ({exc}).") from None
@@ -98,10 +109,10 @@ def inspect_video(path: Path, parameter: str, limits: VideoLimits) -> VideoInfo:
 def _too_long(parameter: str, seconds: float, limits: VideoLimits) -> MediaError:
     return _bad(
         parameter,
-        f"the video is {seconds:.1f} s long; the limit is {limits.max_seconds:g} s "
-        f"and {limits.max_frames} frames.",
+        f"the video is {seconds:.1f} s long; the limit is {limits.max_video_seconds:g} s "
+        f"and {limits.max_video_frames} frames.",
         code="videoTooLong",
-        max=limits.max_seconds,
+        max=limits.max_video_seconds,
     )
 
 

@@ -90,6 +90,13 @@ class ModelCard:
         candidates = [s for s in self.sizes if s.tier == tier]
         return min(candidates, key=lambda s: abs(math.log(s.ratio) - target))
 
+    def tier(self, width: int, height: int) -> str:
+        """The price tier of a supported size (KeyError for any other)."""
+        size = self.size(width, height)
+        if size is None:
+            raise KeyError(f"{width}x{height} is not a size of {self.id}")
+        return size.tier
+
     def tier_for_source(self, width: int, height: int) -> str:
         """The price/size tier a source of this size maps to (its short side)."""
         return "720p" if min(width, height) >= 720 else "480p"

@@ -75,5 +75,3 @@ GROK_IMAGINE_VIDEO = ModelCard(
     ),
     input_fields=frozenset({"frameImages", "referenceImages", "video", "referenceVideos"}),
 )
-
-CARDS: dict[str, ModelCard] = {GROK_IMAGINE_VIDEO.id: GROK_IMAGINE_VIDEO}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+from openimagine.domain.generation import GenerationJob
+from openimagine.domain.requests import Mode
 from openimagine.models.card import ModelCard
 
 _QUANTUM = Decimal("0.000001")
@@ -32,6 +34,25 @@ def quote(
         total += Fraction(prices.video_input_per_second) * input_video_seconds
     exact = Decimal(total.numerator) / Decimal(total.denominator)
     return exact.quantize(_QUANTUM, rounding=ROUND_HALF_UP).normalize()
+
+
+def price(card: ModelCard, spec: GenerationJob) -> Decimal:
+    """The cost of one result of a resolved job.
+
+    Video-to-video without `duration` bills the source's exact length (the page's 202-frame
+    30 fps example costs $0.404), though the file, at 24 fps, rounds it to whole frames.
+    """
+    if spec.duration_s is not None:
+        seconds = Fraction(spec.duration_s)
+    else:
+        seconds = spec.source_seconds if spec.source_seconds is not None else spec.seconds
+    return quote(
+        card,
+        tier=card.tier(spec.width, spec.height),
+        output_seconds=seconds,
+        image_input=spec.mode is Mode.I2V,
+        input_video_seconds=spec.source_seconds,
+    )
 
 
 def as_float(cost: Decimal) -> float:

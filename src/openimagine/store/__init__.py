@@ -1,1 +1,2 @@
-"""The store: jobs, results, keys, media and the webhook outbox. The store is the queue."""
+"""The store is the queue: jobs, results, deliveries, keys, media and workers (see
+`protocols`), on SQLite or PostgreSQL (`sql`), or in memory (`memory`)."""

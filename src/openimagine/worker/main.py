@@ -1,4 +1,7 @@
-"""A worker process: load the model once, then claim and run jobs until told to stop."""
+"""A worker process's loop: load the model once, then claim and run jobs until told to stop.
+
+`composition.run_worker_process` builds it (in a spawned process) from the settings.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,18 @@ import signal
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from types import FrameType
 
 import anyio
 
-from openimagine.backends.base import BackendInfo
-from openimagine.backends.ltx2 import LTX2Backend
+from openimagine.backends.base import BackendInfo, VideoBackend
 from openimagine.config import Settings
-from openimagine.delivery.blobs import LocalBlobStore
-from openimagine.delivery.signing import UrlSigner
-from openimagine.store.base import WorkerInfo
-from openimagine.store.sql import SqlStore
-from openimagine.worker.runner import JobRunner, RunnerConfig
-from openimagine.worker.safety import ContentSafety, NudeNetChecker
+from openimagine.delivery.blobs import BlobStore
+from openimagine.domain.records import WorkerInfo, WorkerState
+from openimagine.store.protocols import QueueStore, WorkerRegistry
+from openimagine.worker.runner import JobRunner
+from openimagine.worker.safety import ContentSafety
 
 log = logging.getLogger("openimagine.worker")
 
@@ -28,9 +30,9 @@ _REAP_EVERY_S = 2.0
 _WORKER_HEARTBEAT_S = 5.0
 
 
-def _quiet_libraries(settings: Settings) -> None:
-    # No hub access unless the operator asked for it: the tiny model and local checkpoints
-    # load from disk only.
+def quiet_libraries(settings: Settings) -> None:
+    """No hub access unless the operator asked for it (the tiny model and local checkpoints
+    load from disk only), and no progress bars in the logs."""
     if not settings.model.allow_hub_download:
         os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -43,35 +45,25 @@ def _quiet_libraries(settings: Settings) -> None:
     tlog.set_verbosity_error()
 
 
-def make_backend(settings: Settings) -> LTX2Backend:
-    """The backend the settings name (LTX-2; tiny random weights unless a checkpoint is set)."""
-    return LTX2Backend(
-        checkpoint=settings.model.checkpoint,
-        models_dir=settings.models_dir(),
-        steps=settings.model.steps,
-        torch_threads=settings.workers.torch_threads,
-    )
+@dataclass(frozen=True, slots=True)
+class WorkerParts:
+    """What a worker runs with."""
 
-
-def make_safety(settings: Settings) -> ContentSafety:
-    """Content checks as the settings ask; the detector itself loads on the first check."""
-    checker = NudeNetChecker(
-        threshold=settings.safety.threshold,
-        labels=settings.safety.labels,
-        threads=settings.safety.threads,
-    )
-    return ContentSafety(
-        checker=checker,
-        action=settings.safety.action,
-        fast_frames=settings.safety.fast_frames,
-    )
+    queue: QueueStore
+    registry: WorkerRegistry
+    backend: VideoBackend
+    blobs: BlobStore
+    safety: ContentSafety | None
 
 
 class Worker:
     """One worker process's loop."""
 
-    def __init__(self, settings: Settings, index: int = 0, parent_pid: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, parts: WorkerParts, index: int = 0, parent_pid: int | None = None
+    ) -> None:
         self.settings = settings
+        self.parts = parts
         self.id = f"{socket.gethostname()}:{os.getpid()}:{index}"
         self.shutdown = threading.Event()
         self.parent_pid = parent_pid
@@ -80,63 +72,67 @@ class Worker:
         """Finish or hand back the current job, then exit."""
         self.shutdown.set()
 
+    def install_signals(self) -> None:
+        """SIGTERM and SIGINT stop the loop after the current step."""
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("worker %s: signal %d, stopping", self.id, signum)
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
     async def run(self) -> None:
         """Load, register, then loop: claim → run, reaping expired leases on the way."""
-        settings = self.settings
-        store = SqlStore(settings.store_url(), pool_size=2)
+        registry = self.parts.registry
         try:
-            await store.migrate()
-            info = await self._load(store)
+            info = await self._load()
             runner = JobRunner(
-                store=store,
-                backend=self.backend,
+                queue=self.parts.queue,
+                backend=self.parts.backend,
                 info=info,
-                blobs=LocalBlobStore(settings.blob_dir()),
-                signer=UrlSigner(settings.signing_secret(), settings.public_url()),
-                config=RunnerConfig(
-                    lease_s=settings.workers.lease_s,
-                    heartbeat_s=settings.workers.heartbeat_s,
-                    progress_interval_s=settings.workers.progress_interval_s,
-                    encode_threads=settings.workers.encode_threads,
-                    steps=settings.model.steps,
-                ),
+                blobs=self.parts.blobs,
+                config=self.settings.workers,
                 shutdown=self.shutdown,
-                safety=make_safety(settings),
+                safety=self.parts.safety,
             )
-            await store.worker_heartbeat(self.id, "ready")
+            await registry.beat(self.id, WorkerState.READY)
             log.info("worker %s ready (%s)", self.id, info.weights)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_parent)
-                await self._loop(store, runner)
+                await self._loop(runner)
                 tg.cancel_scope.cancel()
         finally:
-            await store.worker_heartbeat(self.id, "stopped")
-            await store.close()
+            await registry.beat(self.id, WorkerState.STOPPED)
 
-    async def _load(self, store: SqlStore) -> BackendInfo:
-        started = time.time()
+    def _row(self, state: WorkerState, backend: str, weights: str, random: bool) -> WorkerInfo:
+        return WorkerInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            state=state,
+            backend=backend,
+            weights=weights,
+            random_weights=random,
+            started_at=self._started,
+            heartbeat_at=time.time(),
+        )
 
-        def row(backend: str, weights: str, random_weights: bool) -> WorkerInfo:
-            return WorkerInfo(
-                id=self.id,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                state="loading",
-                backend=backend,
-                weights=weights,
-                random_weights=random_weights,
-                started_at=started,
-                heartbeat_at=time.time(),
-            )
-
-        self.backend = make_backend(self.settings)
+    async def _load(self) -> BackendInfo:
+        self._started = time.time()
         checkpoint = self.settings.model.checkpoint
         # Registered before loading, so /health shows a worker that is still loading weights.
-        await store.register_worker(row("ltx2", checkpoint or "tiny-ltx2-v1", checkpoint is None))
-        info = await anyio.to_thread.run_sync(self.backend.load, self.settings.workers.device)
+        name = self.settings.model.backend
+        loading = self._row(
+            WorkerState.LOADING, name, checkpoint or "tiny-ltx2-v1", checkpoint is None
+        )
+        await self.parts.registry.register(loading)
+        device = self.settings.workers.device
+        info = await anyio.to_thread.run_sync(self.parts.backend.load, device)
         if info.notice:
             log.warning(info.notice)
-        await store.register_worker(row(info.name, info.weights, info.random_weights))
+        row = self._row(WorkerState.LOADING, info.name, info.weights, info.random_weights)
+        await self.parts.registry.register(row)
         return info
 
     async def _watch_parent(self) -> None:
@@ -149,40 +145,20 @@ class Worker:
         log.warning("worker %s: parent process is gone; stopping", self.id)
         self.shutdown.set()
 
-    async def _loop(self, store: SqlStore, runner: JobRunner) -> None:
+    async def _loop(self, runner: JobRunner) -> None:
+        queue, workers = self.parts.queue, self.settings.workers
         last_reap = last_beat = 0.0
         while not self.shutdown.is_set():
             now = time.monotonic()
             if now - last_reap > _REAP_EVERY_S:
-                await store.reap_expired()
+                await queue.reap_expired()
                 last_reap = now
             if now - last_beat > _WORKER_HEARTBEAT_S:
-                await store.worker_heartbeat(self.id, "ready")
+                await self.parts.registry.beat(self.id, WorkerState.READY)
                 last_beat = now
-            claim = await store.claim_next(self.id, self.settings.workers.lease_s)
+            claim = await queue.claim(self.id, workers.lease_s)
             if claim is None:
-                await anyio.sleep(self.settings.workers.poll_s)
+                await anyio.sleep(workers.poll_s)
                 continue
             log.info("running %s (attempt %d)", claim.job.task_uuid, claim.job.attempts)
             await runner.run(claim)
-
-
-def _install_signals(worker: Worker) -> None:
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("worker %s: signal %d, stopping", worker.id, signum)
-        worker.request_stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def worker_main(settings: Settings, index: int = 0, parent_pid: int | None = None) -> None:
-    """Process entry point (also the target of spawned pool processes)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    _quiet_libraries(settings)
-    worker = Worker(settings, index, parent_pid)
-    _install_signals(worker)
-    anyio.run(worker.run)

@@ -7,25 +7,37 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 from openimagine.config import Settings
 
 log = logging.getLogger("openimagine.pool")
 
-
-def _target(settings: Settings, index: int, parent_pid: int) -> None:
-    from openimagine.worker.main import worker_main
-
-    worker_main(settings, index, parent_pid)
+WorkerTarget = Callable[[Settings, int, int], None]
 
 
 class WorkerPool:
-    """`count` worker processes (spawned, so the parent never imports torch)."""
+    """`count` worker processes (spawned, so the parent never imports torch).
 
-    def __init__(self, settings: Settings, count: int, restart_delay_s: float = 1.0) -> None:
+    Args:
+        settings: Passed to each process.
+        count: How many.
+        target: The process's main, `target(settings, index, parent_pid)`: a module-level
+            function (spawn pickles it by name).
+        restart_delay_s: Pause before a dead worker is started again.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        count: int,
+        target: WorkerTarget,
+        restart_delay_s: float = 1.0,
+    ) -> None:
         self.settings = settings
         self.count = count
+        self.target = target
         self.restart_delay_s = restart_delay_s
         self._ctx = multiprocessing.get_context("spawn")
         self._procs: dict[int, BaseProcess] = {}
@@ -34,7 +46,7 @@ class WorkerPool:
 
     def _spawn(self, index: int) -> None:
         proc = self._ctx.Process(
-            target=_target,
+            target=self.target,
             args=(self.settings, index, os.getpid()),
             name=f"openimagine-worker-{index}",
         )

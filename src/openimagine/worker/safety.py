@@ -20,7 +20,7 @@ from typing import Any, Protocol, get_args
 import cv2
 import numpy as np
 
-from openimagine.config import DEFAULT_NSFW_LABELS, NudeNetLabel
+from openimagine.config import DEFAULT_NSFW_LABELS, NudeNetLabel, SafetySettings
 from openimagine.errors import OpenImagineError
 from openimagine.media.fit import fit_frame
 
@@ -225,3 +225,11 @@ class ContentSafety:
                 top.frame,
             )
         return verdict
+
+
+def make_safety(settings: SafetySettings) -> ContentSafety:
+    """Content checks as the settings ask; the detector itself loads on the first check."""
+    checker = NudeNetChecker(
+        threshold=settings.threshold, labels=settings.labels, threads=settings.threads
+    )
+    return ContentSafety(checker=checker, action=settings.action, fast_frames=settings.fast_frames)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from openimagine.store.tables import metadata
+from openimagine.store.sql.tables import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -1,0 +1,41 @@
+"""Request bodies, read with a size limit and parsed as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+
+from openimagine.errors import InvalidInput, PayloadTooLarge
+
+
+def too_large(limit: int, what: str = "request body") -> PayloadTooLarge:
+    """The error for a body over `limit` bytes."""
+    return PayloadTooLarge(f"The {what} is larger than {limit} bytes.", parameter="body", max=limit)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it is known to exceed `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes | str) -> Any:
+    """The JSON value of a body; `InvalidInput` naming `body` when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"The request body is not valid JSON: {exc}.",
+            code="invalidRequestBody",
+            parameter="body",
+        ) from None

@@ -1,0 +1,34 @@
+"""The command line: `openimagine serve | worker | keys | generate | cancel | doctor`.
+
+Each command builds `Settings` from the environment and its options, and calls
+`composition` (server commands) or the Python client (client commands).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from openimagine.cli import doctor, generate, keys, serve
+
+app = typer.Typer(
+    help="Self-hosted server for the xai:grok-imagine@video model API.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command()(serve.serve)
+app.command()(serve.worker)
+app.add_typer(keys.app, name="keys")
+app.command()(generate.generate)
+app.command()(generate.cancel)
+app.command()(doctor.doctor)
+
+
+def main() -> None:
+    """Console entry point."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app()

@@ -1,0 +1,118 @@
+"""`openimagine serve` (the API and its workers) and `openimagine worker` (workers alone)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import anyio
+import typer
+from rich.console import Console
+
+from openimagine import composition
+from openimagine.cli.options import DataDir, StoreUrl
+from openimagine.cli.settings import make_settings
+from openimagine.config import Settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+    data_dir: DataDir = None,
+    store: StoreUrl = None,
+    api_key: Annotated[
+        list[str] | None, typer.Option("--api-key", help="Accept this API key (repeatable).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Local worker processes.")] = None,
+    public_url: Annotated[str | None, typer.Option(help="Base URL for result links.")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Start the API and its local worker process(es)."""
+    import uvicorn
+
+    settings = make_settings(
+        data_dir=data_dir,
+        server__host=host,
+        server__port=port,
+        store__url=store,
+        workers__count=workers,
+        server__public_url=public_url,
+        api_keys=(api_key or None),
+    )
+    _refuse_an_open_server(settings)
+    new_key = anyio.run(_prepare, settings)
+    _banner(settings, new_key)
+    pool = composition.start_workers(settings, settings.workers.count)
+    # uvicorn re-raises the signal that stopped it once it has shut down; with Python's default
+    # SIGTERM action that would end this process before the workers are stopped. A no-op
+    # handler lets the `finally` run; uvicorn installs its own while serving.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.run(
+            composition.build_api(settings),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=access_log,
+            ws_max_size=settings.server.max_body_bytes,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pool.stop()
+
+
+def _refuse_an_open_server(settings: Settings) -> None:
+    """A server reachable beyond this machine must have a key."""
+    host = settings.server.host
+    if (
+        not composition.is_loopback(host)
+        and not settings.api_keys
+        and not anyio.run(composition.has_active_key, settings)
+    ):
+        err.print(
+            f"[red]Refusing to bind {host} without an API key.[/] Pass --api-key KEY, "
+            "or create one with `openimagine keys create`."
+        )
+        raise typer.Exit(2)
+
+
+async def _prepare(settings: Settings) -> str | None:
+    return await composition.prepare_store(settings, create_key=True)
+
+
+def _banner(settings: Settings, new_key: str | None) -> None:
+    weights, random_weights = composition.weights_label(settings)
+    console.print(
+        f"[bold]openimagine[/] serving xai:grok-imagine@video at "
+        f"{settings.public_url()}/v1 (REST and WebSocket)"
+    )
+    console.print(f"  store: {settings.store_url()}   data: {settings.data_dir.resolve()}")
+    console.print(f"  weights: {weights}   workers: {settings.workers.count}")
+    if random_weights:
+        console.print(
+            "  [yellow bold]RANDOM WEIGHTS:[/][yellow] the offline tiny model's video "
+            "and audio are noise. Set OPENIMAGINE_MODEL__CHECKPOINT for real output.[/]"
+        )
+    if new_key:
+        console.print(f"  [green]API key created (shown once, stored hashed):[/] {new_key}")
+
+
+def worker(
+    data_dir: DataDir = None,
+    store: StoreUrl = None,
+    count: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Start worker processes alone, against the same store as a server."""
+    settings = make_settings(data_dir=data_dir, store__url=store)
+    anyio.run(composition.migrate, settings)
+    pool = composition.start_workers(settings, count)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    pool.stop()

@@ -1,0 +1,64 @@
+"""Records beside jobs: uploaded media, API keys and worker processes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class MediaKind(enum.StrEnum):
+    """What an uploaded or fetched input is."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True, slots=True)
+class MediaItem:
+    """An input stored for a key (imageUpload, mediaStorage, or fetched at submit)."""
+
+    media_uuid: str
+    owner: str
+    kind: MediaKind
+    blob_key: str
+    content_type: str
+    size_bytes: int
+    width: int | None
+    height: int | None
+    duration_s: float | None
+    created_at: float
+    expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored API key (only its hash is kept)."""
+
+    id: str
+    label: str
+    prefix: str
+    created_at: float
+    revoked_at: float | None
+
+
+class WorkerState(enum.StrEnum):
+    """A worker process's state, as its heartbeat row shows it."""
+
+    LOADING = "loading"  #: loading its model
+    READY = "ready"  #: claiming jobs
+    STOPPED = "stopped"  #: exited cleanly
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker process as it registered itself."""
+
+    id: str
+    host: str
+    pid: int
+    state: WorkerState
+    backend: str
+    weights: str
+    random_weights: bool
+    started_at: float
+    heartbeat_at: float

@@ -1,0 +1,54 @@
+"""API keys: generated once, shown once, stored only as a SHA-256 hash; and the check of a
+presented key, cached briefly."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from typing import Any
+
+from openimagine.errors import AuthError
+from openimagine.store.protocols import KeyStore
+
+PREFIX = "oi_"
+_CACHE_S = 5.0  # a revoked key stops working within this long
+
+
+def generate_key() -> str:
+    """A new random key, e.g. `oi_3q9...`."""
+    return PREFIX + secrets.token_urlsafe(30)
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key (keys are high-entropy, so a plain SHA-256 suffices)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_prefix(key: str) -> str:
+    """The shown part of a key, for listing and revoking."""
+    return key[:10]
+
+
+class Authenticator:
+    """Turns a presented API key into its owner id."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+        self._cache: dict[str, tuple[str, float]] = {}
+
+    async def owner(self, api_key: Any) -> str:
+        """The owner id of a valid key; `AuthError` otherwise."""
+        if not isinstance(api_key, str) or not api_key:
+            raise AuthError("Missing API key.", code="missingApiKey", parameter="apiKey")
+        digest = hash_key(api_key)
+        cached = self._cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < _CACHE_S:
+            return cached[0]
+        owner = await self.keys.find(digest)
+        if owner is None:
+            self._cache.pop(digest, None)
+            raise AuthError("Invalid API key.", parameter="apiKey")
+        self._cache[digest] = (owner, now)
+        return owner

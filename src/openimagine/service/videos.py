@@ -1,0 +1,128 @@
+"""`VideoService`: submit, poll, cancel, list and delete video jobs, in domain types."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import anyio
+
+from openimagine.delivery.blobs import BlobStore
+from openimagine.domain.deliveries import Delivery
+from openimagine.domain.jobs import Job, NewJob
+from openimagine.domain.requests import VideoRequest
+from openimagine.domain.views import JobView
+from openimagine.errors import Conflict, NotFound
+from openimagine.models.card import ModelCard
+from openimagine.models.pricing import as_float, price
+from openimagine.service.inputs import InputResolver
+from openimagine.service.views import JobViews
+from openimagine.store.protocols import JobStore
+
+SEED_MAX = 2**63 - 1
+TASK_TYPE = "videoInference"
+
+
+class VideoService:
+    """What every door calls.
+
+    Args:
+        jobs: The store's job part.
+        inputs: Resolves a request's inputs, size and length.
+        views: Renders jobs with their URLs.
+        blobs: Where result files live (deleted with their job).
+        card: The model served.
+        max_attempts: Tries a job gets before a lost worker fails it.
+    """
+
+    def __init__(
+        self,
+        jobs: JobStore,
+        inputs: InputResolver,
+        views: JobViews,
+        blobs: BlobStore,
+        card: ModelCard,
+        *,
+        max_attempts: int,
+    ) -> None:
+        self.jobs = jobs
+        self.inputs = inputs
+        self.views = views
+        self.blobs = blobs
+        self.card = card
+        self.max_attempts = max_attempts
+
+    async def submit(self, owner: str, task_uuid: str, request: VideoRequest) -> Job:
+        """Resolve, price and queue a request; the same taskUUID and request again returns
+        the job already queued, another request with it is a `Conflict`."""
+        fingerprint = request.fingerprint()
+        if request.has_inputs:
+            # A retried submit must not fetch and store its inputs again; the create alone
+            # settles idempotency for text-to-video (one read less on the hot path).
+            existing = await self.jobs.get(task_uuid, owner)
+            if existing is not None:
+                if existing[0].request_hash == fingerprint:
+                    return existing[0]
+                raise Conflict(
+                    f"taskUUID {task_uuid} was already used for a different request.",
+                    parameter="taskUUID",
+                )
+        spec = await self.inputs.resolve(owner, request)
+        base = request.seed if request.seed is not None else secrets.randbelow(2**32) + 1
+        n = request.number_results
+        cost = as_float(price(self.card, spec))
+        job, _, _ = await self.jobs.create(
+            NewJob(
+                task_uuid=task_uuid,
+                owner=owner,
+                task_type=TASK_TYPE,
+                spec=spec,
+                request_hash=fingerprint,
+                max_attempts=self.max_attempts,
+                video_uuids=[str(uuid.uuid4()) for _ in range(n)],
+                seeds=[1 + (base + i - 1) % SEED_MAX for i in range(n)],  # seeds are 1..SEED_MAX
+                costs=[cost] * n,
+            )
+        )
+        return job
+
+    async def get(self, owner: str, task_uuid: str) -> JobView:
+        """A job as its owner sees it; `NotFound` for anyone else."""
+        view = await self.views.load(task_uuid, owner)
+        if view is None:
+            raise _not_found(task_uuid)
+        return view
+
+    async def cancel(self, owner: str, task_uuid: str) -> Job:
+        """Cancel a job (queued: at once; running: within one denoising step)."""
+        return await self.jobs.cancel(task_uuid, owner)
+
+    async def deliveries(self, owner: str, task_uuid: str) -> list[Delivery]:
+        """The webhook and upload deliveries of one of the owner's jobs."""
+        if await self.jobs.get(task_uuid, owner) is None:
+            raise _not_found(task_uuid)
+        return await self.jobs.deliveries(task_uuid)
+
+    async def page(
+        self, owner: str, *, after: str | None, limit: int, descending: bool
+    ) -> tuple[list[JobView], bool]:
+        """A page of the owner's jobs, and whether more follow."""
+        rows = await self.jobs.page(owner, after, limit + 1, descending=descending)
+        return [self.views.view(job, results) for job, results in rows[:limit]], len(rows) > limit
+
+    async def delete(self, owner: str, task_uuid: str) -> Job:
+        """Delete a job that is not running, its results and their files; `NotFound`, or
+        `Conflict` while it runs. Its inputs stay until their own expiry (another task may
+        use them)."""
+        removed = await self.jobs.delete(task_uuid, owner)
+        if removed is None:
+            raise _not_found(task_uuid)
+        job, results = removed
+        for result in results:
+            if result.blob_key is not None:
+                await anyio.to_thread.run_sync(self.blobs.delete, result.blob_key)
+        return job
+
+
+def _not_found(task_uuid: str) -> NotFound:
+    return NotFound(f"No task found with taskUUID {task_uuid}.", parameter="taskUUID")

@@ -1,0 +1,156 @@
+"""The outbox, keys, media, workers and sweep parts of the `MemoryStore`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+
+from openimagine.domain.deliveries import Delivery, DeliveryStatus
+from openimagine.domain.records import ApiKey, MediaItem, WorkerInfo, WorkerState
+from openimagine.store.memory.state import State
+
+
+class MemoryOutbox:
+    """`OutboxStore` in memory."""
+
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    async def claim(self, limit: int, lease_s: float) -> list[Delivery]:
+        now = self._s.clock()
+        due = sorted(
+            (
+                d
+                for d in self._s.deliveries.values()
+                if d.status is DeliveryStatus.PENDING
+                and d.next_attempt_at <= now
+                and self._s.delivery_leases.get(d.id, 0.0) < now
+            ),
+            key=lambda d: (d.next_attempt_at, d.created_at),
+        )[:limit]
+        claimed = []
+        for d in due:
+            d = replace(d, attempts=d.attempts + 1)
+            self._s.deliveries[d.id] = d
+            self._s.delivery_leases[d.id] = now + lease_s
+            claimed.append(d)
+        return claimed
+
+    async def done(self, delivery_id: str) -> None:
+        d = self._s.deliveries.get(delivery_id)
+        if d is not None:
+            self._s.deliveries[d.id] = replace(
+                d, status=DeliveryStatus.DELIVERED, delivered_at=self._s.clock()
+            )
+            self._s.delivery_leases.pop(d.id, None)
+
+    async def retry(self, delivery_id: str, error: str, next_at: float | None) -> None:
+        d = self._s.deliveries.get(delivery_id)
+        if d is None:
+            return
+        d = replace(d, last_error=error[:2000])
+        if next_at is None:
+            d = replace(d, status=DeliveryStatus.FAILED)
+        else:
+            d = replace(d, next_attempt_at=next_at)
+        self._s.deliveries[d.id] = d
+        self._s.delivery_leases.pop(d.id, None)
+
+
+class MemoryKeys:
+    """`KeyStore` in memory."""
+
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    async def add(self, key_hash: str, label: str, prefix: str) -> str:
+        for key_id, (stored, _) in self._s.keys.items():
+            if stored == key_hash:
+                return key_id
+        key_id = str(uuid.uuid4())
+        self._s.keys[key_id] = (key_hash, ApiKey(key_id, label, prefix, self._s.clock(), None))
+        return key_id
+
+    async def find(self, key_hash: str) -> str | None:
+        for key_id, (stored, key) in self._s.keys.items():
+            if stored == key_hash and key.revoked_at is None:
+                return key_id
+        return None
+
+    async def all(self) -> list[ApiKey]:
+        return sorted((k for _, k in self._s.keys.values()), key=lambda k: -k.created_at)
+
+    async def revoke(self, key_id_or_prefix: str) -> bool:
+        hit = False
+        for key_id, (stored, key) in list(self._s.keys.items()):
+            if key.revoked_at is None and key_id_or_prefix in (key.id, key.prefix):
+                self._s.keys[key_id] = (stored, replace(key, revoked_at=self._s.clock()))
+                hit = True
+        return hit
+
+
+class MemoryMedia:
+    """`MediaStore` in memory."""
+
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    async def add(self, item: MediaItem) -> None:
+        self._s.media[item.media_uuid] = item
+
+    async def get(self, media_uuid: str, owner: str | None) -> MediaItem | None:
+        item = self._s.media.get(media_uuid)
+        return None if item is None or (owner is not None and item.owner != owner) else item
+
+    async def delete(self, media_uuid: str, owner: str) -> MediaItem | None:
+        item = await self.get(media_uuid, owner)
+        if item is not None:
+            del self._s.media[media_uuid]
+        return item
+
+
+class MemoryWorkers:
+    """`WorkerRegistry` in memory."""
+
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    async def register(self, info: WorkerInfo) -> None:
+        self._s.workers[info.id] = info
+
+    async def beat(self, worker_id: str, state: WorkerState) -> None:
+        info = self._s.workers.get(worker_id)
+        if info is not None:
+            self._s.workers[worker_id] = replace(info, state=state, heartbeat_at=self._s.clock())
+
+    async def all(self, fresh_within_s: float | None = None) -> list[WorkerInfo]:
+        since = None if fresh_within_s is None else self._s.clock() - fresh_within_s
+        found = (w for w in self._s.workers.values() if since is None or w.heartbeat_at >= since)
+        return sorted(found, key=lambda w: w.started_at)
+
+
+class MemorySweep:
+    """`SweepStore` in memory."""
+
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    async def expired(self, limit: int) -> list[tuple[str, str]]:
+        now = self._s.clock()
+        found = [
+            r
+            for results in self._s.results.values()
+            for r in results
+            if r.blob_key is not None and r.expires_at is not None and r.expires_at < now
+        ]
+        found.sort(key=lambda r: r.expires_at or 0.0)
+        return [(r.video_uuid, r.blob_key) for r in found[:limit] if r.blob_key is not None]
+
+    async def forget(self, video_uuids: Sequence[str]) -> None:
+        gone = set(video_uuids)
+        for task_uuid in self._s.results:
+            self._s.set_results(
+                task_uuid,
+                lambda r: replace(r, blob_key=None, size_bytes=None) if r.video_uuid in gone else r,
+            )

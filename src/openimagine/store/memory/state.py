@@ -1,0 +1,74 @@
+"""The data of a `MemoryStore`, and what its parts do to it alike."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from openimagine.domain.deliveries import Delivery, DeliveryStatus, NewDelivery
+from openimagine.domain.jobs import Job, JobStatus, Result, ResultStatus
+from openimagine.domain.records import ApiKey, MediaItem, WorkerInfo
+
+
+@dataclass
+class State:
+    """Everything stored, and the clock."""
+
+    clock: Callable[[], float] = time.time
+    jobs: dict[str, Job] = field(default_factory=dict)
+    results: dict[str, list[Result]] = field(default_factory=dict)  # by task, in order
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
+    delivery_leases: dict[str, float] = field(default_factory=dict)
+    keys: dict[str, tuple[str, ApiKey]] = field(default_factory=dict)  # id → (hash, key)
+    media: dict[str, MediaItem] = field(default_factory=dict)
+    workers: dict[str, WorkerInfo] = field(default_factory=dict)
+
+    def results_of(self, task_uuid: str) -> list[Result]:
+        return list(self.results.get(task_uuid, []))
+
+    def set_results(self, task_uuid: str, change: Callable[[Result], Result]) -> None:
+        self.results[task_uuid] = [change(r) for r in self.results[task_uuid]]
+
+    def fail_pending(self, task_uuid: str, code: str | None, message: str | None) -> None:
+        now = self.clock()
+
+        def fail(r: Result) -> Result:
+            if r.status is not ResultStatus.PROCESSING:
+                return r
+            return replace(
+                r,
+                status=ResultStatus.ERROR,
+                error_code=code or "inferenceError",
+                error_message=message or "The task did not complete.",
+                completed_at=now,
+            )
+
+        self.set_results(task_uuid, fail)
+
+    def add_deliveries(self, task_uuid: str, new: Sequence[NewDelivery]) -> None:
+        now = self.clock()
+        for d in new:
+            delivery_id = str(uuid.uuid4())
+            self.deliveries[delivery_id] = Delivery(
+                id=delivery_id,
+                task_uuid=task_uuid,
+                kind=d.kind,
+                event=d.event,
+                url=d.url,
+                video_uuid=d.video_uuid,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                last_error=None,
+                next_attempt_at=now,
+                created_at=now,
+                delivered_at=None,
+            )
+
+    def place(self, job: Job) -> int:
+        return sum(
+            1
+            for other in self.jobs.values()
+            if other.status is JobStatus.QUEUED and other.created_at < job.created_at
+        )

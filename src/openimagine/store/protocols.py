@@ -1,0 +1,244 @@
+"""The store, split by who uses it: each side of the system sees only its part.
+
+- `JobStore`: the API's reads and writes of jobs (submit, poll, cancel, list, delete).
+- `QueueStore`: the worker's claim, lease, progress and completion, fenced by lease tokens.
+- `OutboxStore`: the delivery sender's leases on due webhooks and uploads.
+- `KeyStore`, `MediaStore`, `WorkerRegistry`, `SweepStore`: keys, uploaded inputs, worker
+  heartbeats, and expired result files.
+
+`TaskStore` holds one of each over the same data; `store.sql.SqlStore` (SQLite or
+PostgreSQL) and `store.memory.MemoryStore` implement it, and one contract suite checks both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from openimagine.domain.deliveries import Delivery, NewDelivery
+from openimagine.domain.jobs import Claim, Job, JobStatus, NewJob, Result, ResultUpdate
+from openimagine.domain.records import ApiKey, MediaItem, WorkerInfo, WorkerState
+
+
+class JobStore(Protocol):
+    """Jobs as the API reads and writes them."""
+
+    async def create(self, new: NewJob) -> tuple[Job, list[Result], bool]:
+        """Insert a job and its results; idempotent on (task_uuid, request_hash, owner).
+
+        Returns the stored job, its results, and whether this call created it. Raises
+        `Conflict` when the task UUID exists with a different request or owner.
+        """
+        ...
+
+    async def get(self, task_uuid: str, owner: str | None) -> tuple[Job, list[Result]] | None:
+        """A job and its results (owner None: any owner)."""
+        ...
+
+    async def get_with_place(
+        self, task_uuid: str, owner: str | None
+    ) -> tuple[Job, list[Result], int | None] | None:
+        """A job, its results and, while queued, how many queued jobs run before it."""
+        ...
+
+    async def result(self, video_uuid: str) -> Result | None:
+        """One result by its videoUUID."""
+        ...
+
+    async def page(
+        self, owner: str, after: str | None, limit: int, *, descending: bool = True
+    ) -> list[tuple[Job, list[Result]]]:
+        """A page of the owner's jobs with their results, ordered by creation (newest first
+        when `descending`), starting after the job `after`. Raises `NotFound` when `after`
+        is not one of the owner's jobs."""
+        ...
+
+    async def delete(self, task_uuid: str, owner: str) -> tuple[Job, list[Result]] | None:
+        """Remove a job no worker holds, with its results and deliveries; return what was
+        removed (None when the owner has no such job). Raises `Conflict` while it runs."""
+        ...
+
+    async def cancel(self, task_uuid: str, owner: str | None) -> Job:
+        """Cancel a queued job now, or flag a running one for its worker; `NotFound` when
+        there is no such job."""
+        ...
+
+    async def deliveries(self, task_uuid: str) -> list[Delivery]:
+        """A job's webhook and upload deliveries, oldest first."""
+        ...
+
+
+class QueueStore(Protocol):
+    """The queue as workers use it. Every write on a claimed job is fenced by its lease
+    token: once the lease is lost (expired and re-claimed) it raises `LeaseLost` and changes
+    nothing."""
+
+    async def claim(self, worker_id: str, lease_s: float) -> Claim | None:
+        """Lease the next runnable job: queued, or running with an expired lease."""
+        ...
+
+    async def heartbeat(self, task_uuid: str, token: str, lease_s: float) -> bool:
+        """Extend the lease; return whether cancel was requested."""
+        ...
+
+    async def progress(self, task_uuid: str, token: str, percent: int) -> bool:
+        """Record progress (0-100); return whether cancel was requested."""
+        ...
+
+    async def complete_result(
+        self,
+        task_uuid: str,
+        token: str,
+        update: ResultUpdate,
+        deliveries: Sequence[NewDelivery] = (),
+    ) -> None:
+        """Mark one result successful, with its deliveries, in one transaction."""
+        ...
+
+    async def finish(
+        self,
+        task_uuid: str,
+        token: str,
+        status: JobStatus,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        deliveries: Sequence[NewDelivery] = (),
+    ) -> None:
+        """Terminal transition; results still processing take the error."""
+        ...
+
+    async def release(self, task_uuid: str, token: str) -> None:
+        """Hand a running job back to the queue without spending an attempt."""
+        ...
+
+    async def reap_expired(self) -> int:
+        """Fail (or cancel) jobs whose lease expired after their last attempt."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """Due deliveries, leased to one sender at a time."""
+
+    async def claim(self, limit: int, lease_s: float) -> list[Delivery]:
+        """Lease due deliveries (pending, due, not leased by another sender); each claim
+        counts as a try."""
+        ...
+
+    async def done(self, delivery_id: str) -> None:
+        """A delivery succeeded."""
+        ...
+
+    async def retry(self, delivery_id: str, error: str, next_at: float | None) -> None:
+        """A try failed; try again at `next_at`, or give up (status failed) when None."""
+        ...
+
+
+class KeyStore(Protocol):
+    """API keys, stored as hashes."""
+
+    async def add(self, key_hash: str, label: str, prefix: str) -> str:
+        """Store a key hash (idempotent); return its id."""
+        ...
+
+    async def find(self, key_hash: str) -> str | None:
+        """The id of an active key with this hash."""
+        ...
+
+    async def all(self) -> list[ApiKey]:
+        """All keys, newest first."""
+        ...
+
+    async def revoke(self, key_id_or_prefix: str) -> bool:
+        """Revoke by id or prefix; False when nothing matched."""
+        ...
+
+
+class MediaStore(Protocol):
+    """Uploaded and fetched inputs."""
+
+    async def add(self, item: MediaItem) -> None:
+        """Store an input's metadata."""
+        ...
+
+    async def get(self, media_uuid: str, owner: str | None) -> MediaItem | None:
+        """An input (owner None: any owner)."""
+        ...
+
+    async def delete(self, media_uuid: str, owner: str) -> MediaItem | None:
+        """Remove an input; return what was removed."""
+        ...
+
+
+class WorkerRegistry(Protocol):
+    """Worker processes and their heartbeats."""
+
+    async def register(self, info: WorkerInfo) -> None:
+        """Insert or replace a worker's row."""
+        ...
+
+    async def beat(self, worker_id: str, state: WorkerState) -> None:
+        """Refresh a worker's row."""
+        ...
+
+    async def all(self, fresh_within_s: float | None = None) -> list[WorkerInfo]:
+        """Workers, oldest first, optionally only those seen recently."""
+        ...
+
+
+class SweepStore(Protocol):
+    """Result files whose URLs have expired."""
+
+    async def expired(self, limit: int) -> list[tuple[str, str]]:
+        """(video_uuid, blob_key) of results whose URL expired while their file is kept."""
+        ...
+
+    async def forget(self, video_uuids: Sequence[str]) -> None:
+        """Record that these results' files are deleted (their items lose `videoURL`)."""
+        ...
+
+
+class TaskStore(Protocol):
+    """Every part over one store, and its lifecycle."""
+
+    @property
+    def jobs(self) -> JobStore:
+        """The API's part."""
+        ...
+
+    @property
+    def queue(self) -> QueueStore:
+        """The workers' part."""
+        ...
+
+    @property
+    def outbox(self) -> OutboxStore:
+        """The delivery sender's part."""
+        ...
+
+    @property
+    def keys(self) -> KeyStore:
+        """API keys."""
+        ...
+
+    @property
+    def media(self) -> MediaStore:
+        """Stored inputs."""
+        ...
+
+    @property
+    def workers(self) -> WorkerRegistry:
+        """Worker heartbeats."""
+        ...
+
+    @property
+    def sweep(self) -> SweepStore:
+        """Expired result files."""
+        ...
+
+    async def migrate(self) -> None:
+        """Create or upgrade the schema."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,125 @@
+"""One schema, SQLAlchemy Core, shared by SQLite and PostgreSQL (migrations mirror it)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("label", sa.String(200), nullable=False, server_default=""),
+    sa.Column("prefix", sa.String(16), nullable=False, server_default=""),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("revoked_at", sa.Double),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("task_uuid", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(36), nullable=False),
+    sa.Column("task_type", sa.String(40), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("request", sa.Text, nullable=False),  # GenerationJob JSON
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("progress", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("number_results", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("started_at", sa.Double),
+    sa.Column("finished_at", sa.Double),
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_token", sa.String(64)),
+    sa.Column("lease_expires_at", sa.Double),
+    sa.Column("error_code", sa.String(100)),
+    sa.Column("error_message", sa.Text),
+)
+sa.Index("ix_jobs_claim", jobs.c.status, jobs.c.priority, jobs.c.created_at)
+
+results = sa.Table(
+    "results",
+    metadata,
+    sa.Column("video_uuid", sa.String(36), primary_key=True),
+    sa.Column(
+        "task_uuid",
+        sa.String(64),
+        sa.ForeignKey("jobs.task_uuid", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("blob_key", sa.String(300)),
+    sa.Column("content_type", sa.String(100)),
+    sa.Column("size_bytes", sa.BigInteger),
+    sa.Column("cost", sa.Double),
+    sa.Column("nsfw", sa.Boolean),
+    sa.Column("error_code", sa.String(100)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("completed_at", sa.Double),
+    sa.Column("expires_at", sa.Double),
+    sa.UniqueConstraint("task_uuid", "idx", name="uq_results_task_idx"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "task_uuid",
+        sa.String(64),
+        sa.ForeignKey("jobs.task_uuid", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),  # DeliveryKind
+    sa.Column("event", sa.String(16), nullable=False),  # DeliveryEvent
+    sa.Column("video_uuid", sa.String(36)),  # the result a result_ready event names
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # DeliveryStatus
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Double, nullable=False),
+    sa.Column("lease_expires_at", sa.Double),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("delivered_at", sa.Double),
+)
+sa.Index("ix_deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
+sa.Index("ix_deliveries_task", deliveries.c.task_uuid)
+
+media = sa.Table(
+    "media",
+    metadata,
+    sa.Column("media_uuid", sa.String(36), primary_key=True),
+    sa.Column("owner", sa.String(36), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # MediaKind
+    sa.Column("blob_key", sa.String(300), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("width", sa.Integer),
+    sa.Column("height", sa.Integer),
+    sa.Column("duration_s", sa.Double),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # WorkerState
+    sa.Column("backend", sa.String(100), nullable=False),
+    sa.Column("weights", sa.String(300), nullable=False),
+    sa.Column("random_weights", sa.Boolean, nullable=False),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("heartbeat_at", sa.Double, nullable=False),
+)
