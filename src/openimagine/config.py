@@ -45,7 +45,12 @@ class WorkerSettings(BaseModel):
     torch_threads: int | None = None
     lease_s: float = Field(default=30.0, gt=0)
     heartbeat_s: float = Field(default=5.0, gt=0)
-    poll_s: float = Field(default=0.05, gt=0)
+    poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest an idle worker sleeps between looks at the queue; a submit wakes "
+        "it at once (LISTEN/NOTIFY on PostgreSQL, a doorbell socket on SQLite).",
+    )
     max_attempts: int = Field(default=3, ge=1)
     progress_interval_s: float = 0.25
     encode_threads: int = Field(default=2, ge=1)

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 
 from openimagine.domain.deliveries import DeliveryEvent, DeliveryKind, DeliveryStatus
-from openimagine.domain.jobs import JobStatus
+from openimagine.domain.jobs import JobStatus, ResultStatus
 from openimagine.domain.requests import Mode, SafetyMode
 from openimagine.store import migrations
 from openimagine.store.sql import SqlStore
@@ -120,6 +120,12 @@ async def test_jobs_and_deliveries_of_0_1_survive_the_upgrade(url: str):
         assert (spec.mode, spec.video, spec.num_frames) == (Mode.V2V, "inputs/src.mp4", 162)
         assert (spec.source_seconds, spec.duration_s) == (Fraction(101, 15), None)
         assert (spec.output_format, spec.safety_mode) == ("WEBM", SafetyMode.FAST)
+        [result] = got[1]  # its unfinished result now lives in the job's plan
+        assert (result.video_uuid, result.seed, result.cost) == (video, 7, 0.404)
+        assert result.status is ResultStatus.PROCESSING
+        places = sorted([await store.jobs.position(got[0]), await store.jobs.position(
+            (await store.jobs.get(t2v, None) or got)[0])])  # fmt: skip
+        assert places == [0, 1]  # both queued, numbered by age
         plain = await store.jobs.get(t2v, "k1")
         assert plain is not None and plain[0].spec.num_frames == 48  # 2 s at 24 fps
         rows = await store.jobs.deliveries(v2v)

@@ -277,24 +277,61 @@ async def test_api_keys(store: TaskStore):
     assert [k.label for k in await store.keys.all()] == ["first"]
 
 
+async def place(store: TaskStore, nj: NewJob) -> int | None:
+    found = await store.jobs.get(nj.task_uuid, None)
+    assert found is not None
+    return await store.jobs.position(found[0])
+
+
 async def test_queued_jobs_know_their_place(store: TaskStore):
-    made = [new_job() for _ in range(3)]
+    made = [new_job() for _ in range(4)]
     for nj in made:
         await store.jobs.create(nj)
-        await asyncio.sleep(0.002)
-    places = []
-    for nj in made:
-        found = await store.jobs.get_with_place(nj.task_uuid, "k1")
-        assert found is not None
-        places.append(found[2])
-    assert places == [0, 1, 2]
-    assert await store.jobs.get_with_place(made[0].task_uuid, "someone else") is None
+    assert [await place(store, nj) for nj in made] == [0, 1, 2, 3]
     claim = await store.queue.claim("w1", 30)
     assert claim is not None and claim.job.task_uuid == made[0].task_uuid
-    running = await store.jobs.get_with_place(made[0].task_uuid, None)
-    assert running is not None and running[2] is None  # running: no place in the queue
-    later = await store.jobs.get_with_place(made[2].task_uuid, None)
-    assert later is not None and later[2] == 1
+    assert await place(store, made[0]) is None  # running: no place in the queue
+    assert [await place(store, nj) for nj in made[1:]] == [0, 1, 2]
+    await store.jobs.cancel(made[2].task_uuid, "k1")  # out of order: a hole in the queue
+    assert [await place(store, made[1]), await place(store, made[3])] == [0, 1]
+    await store.jobs.delete(made[1].task_uuid, "k1")  # the head, deleted
+    assert await place(store, made[3]) == 0
+    await store.queue.release(made[0].task_uuid, claim.token)  # handed back: first in line
+    assert [await place(store, made[0]), await place(store, made[3])] == [0, 1]
+    again = await store.queue.claim("w2", 30)
+    assert again is not None and again.job.task_uuid == made[0].task_uuid
+    assert await place(store, made[3]) == 0
+
+
+async def test_a_retried_submit_leaves_no_gap_in_the_queue(store: TaskStore):
+    first, second = new_job(), new_job()
+    await store.jobs.create(first)
+    await store.jobs.create(first)  # a retry: its unused queue number is a hole
+    await store.jobs.create(second)
+    assert await place(store, second) == 1
+    assert await store.queue.reap_expired() == 0  # the chores forget passed holes quietly
+    assert await place(store, second) == 1
+
+
+async def test_places_of_a_queue_that_comes_and_goes(store: TaskStore):
+    jobs = [new_job() for _ in range(30)]
+    for nj in jobs:
+        await store.jobs.create(nj)
+    alive = list(jobs)
+    for step in range(20):  # claims, cancels and releases in turn
+        if step % 3 == 0:
+            c = await store.queue.claim("w", 30)
+            assert c is not None
+            alive.remove(next(j for j in alive if j.task_uuid == c.job.task_uuid))
+            if step % 2 == 0:
+                await store.queue.release(c.job.task_uuid, c.token)
+                alive.insert(0, next(j for j in jobs if j.task_uuid == c.job.task_uuid))
+        elif step % 3 == 1:
+            victim = alive.pop(len(alive) // 2)
+            await store.jobs.cancel(victim.task_uuid, "k1")
+        else:
+            await store.queue.reap_expired()
+        assert [await place(store, nj) for nj in alive] == list(range(len(alive)))
 
 
 async def test_pages_of_an_owners_jobs(store: TaskStore):
@@ -330,16 +367,21 @@ async def test_delete_takes_results_and_deliveries_but_not_a_running_job(store: 
     removed = await store.jobs.delete(nj.task_uuid, "k1")
     assert removed is not None and [r.video_uuid for r in removed[1]] == list(nj.video_uuids)
     assert await store.jobs.get(nj.task_uuid, None) is None
-    assert await store.jobs.result(video) is None
+    assert await store.jobs.finished_result(video) is None
     assert await store.jobs.deliveries(nj.task_uuid) == []
     assert await store.outbox.claim(10, 30) == []
 
 
-async def test_results_are_found_by_their_video_uuid(store: TaskStore):
+async def test_finished_results_are_found_by_their_video_uuid(store: TaskStore):
     nj = new_job(2)
     await store.jobs.create(nj)
-    found = await store.jobs.result(nj.video_uuids[1])
+    assert await store.jobs.finished_result(nj.video_uuids[1]) is None  # still processing
+    c = await store.queue.claim("w", 30)
+    assert c is not None
+    await store.queue.complete_result(nj.task_uuid, c.token, update_for(nj.video_uuids[1]))
+    found = await store.jobs.finished_result(nj.video_uuids[1])
     assert found is not None and (found.task_uuid, found.index) == (nj.task_uuid, 1)
+    assert found.status is ResultStatus.SUCCESS and found.seed == 101 and found.cost == 0.3
 
 
 async def test_media(store: TaskStore):
@@ -385,3 +427,22 @@ async def test_memory_store_is_one_process_only():
     a, b = MemoryStore(), MemoryStore()
     await a.jobs.create(new_job())
     assert await b.queue.claim("w", 30) is None
+
+
+async def test_an_idle_worker_is_woken_by_a_submit(store_url: str, store: TaskStore):
+    # The waiting side is another handle on the same store, as a worker process is.
+    waiter: TaskStore = SqlStore(store_url) if isinstance(store, SqlStore) else store
+    try:
+        await waiter.queue.wait(0.05)  # starts listening; nothing arrives: the timeout ends it
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        waiting = asyncio.create_task(waiter.queue.wait(10))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await store.jobs.create(new_job())
+        await asyncio.wait_for(waiting, 5)
+        woken_after = loop.time() - t0
+        assert woken_after < 2, woken_after  # woken, not timed out (10 s)
+    finally:
+        if waiter is not store:
+            await waiter.close()

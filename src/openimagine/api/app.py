@@ -35,7 +35,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.deps = deps
-    app.include_router(runware.router)
+    app.router.routes[0:0] = runware.routes  # perf: matched first; the hottest routes
     app.include_router(media.router)
     app.include_router(health.router)
     app.include_router(tasks.router)

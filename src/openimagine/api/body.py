@@ -1,11 +1,16 @@
-"""Request bodies, read with a size limit and parsed as JSON."""
+"""Request bodies, read with a size limit and parsed as JSON; JSON responses.
+
+perf: orjson parses and renders; the standard library only handles what orjson refuses
+(integers beyond 64 bits, lone surrogates), so answers are the same either way.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from fastapi import Request
+import orjson
+from fastapi import Request, Response
 
 from openimagine.errors import InvalidInput, PayloadTooLarge
 
@@ -32,6 +37,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_json(body: bytes | str) -> Any:
     """The JSON value of a body; `InvalidInput` naming `body` when it is not JSON."""
     try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass  # perhaps valid JSON that orjson does not take: the standard library decides
+    try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(
@@ -39,3 +48,12 @@ def parse_json(body: bytes | str) -> Any:
             code="invalidRequestBody",
             parameter="body",
         ) from None
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """`body` as an `application/json` response."""
+    try:
+        content = orjson.dumps(body)
+    except TypeError:  # e.g. a lone surrogate: escaped, as JSON allows
+        content = json.dumps(body, separators=(",", ":")).encode()
+    return Response(content, status_code=status, media_type="application/json")

@@ -115,6 +115,14 @@ _TASKS_BODY: dict[str, Any] = {
 
 _EXTRAS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1"): {
+        # A plain Starlette route (see api/runware.py): FastAPI does not generate it.
+        "summary": "Runware task array (REST)",
+        "description": (
+            "Run a JSON array of Runware tasks. Authenticate with `Authorization: Bearer <key>` "
+            'or a leading `{"taskType": "authentication", "apiKey": ...}` task.'
+        ),
+        "operationId": "post_tasks_v1_post",
+        "tags": ["runware"],
         "requestBody": _TASKS_BODY,
         "security": _SECURED,
         "responses": {
@@ -368,7 +376,10 @@ def _documented_openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = FastAPI.openapi(app)  # builds and caches app.openapi_schema: edited in place
     for (method, path), extra in _EXTRAS.items():
-        operation = schema.get("paths", {}).get(path, {}).get(method.lower())
+        paths = schema.setdefault("paths", {})
+        if method == "POST" and path == "/v1":  # not generated: a plain Starlette route
+            paths.setdefault(path, {}).setdefault("post", {})
+        operation = paths.get(path, {}).get(method.lower())
         if operation is not None:
             _merge(operation, copy.deepcopy(extra))
     schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})

@@ -1,5 +1,10 @@
 """The Runware wire over HTTP: `POST /v1` (REST) and `WS /v1` (WebSocket), and the route class
-that answers other routes' errors in Runware's envelope."""
+that answers other routes' errors in Runware's envelope.
+
+perf: `POST /v1` and `WS /v1` are plain Starlette routes, not FastAPI `APIRoute`s: they read
+their own bodies and need no dependency injection, and FastAPI's per-request machinery costs
+about as much as the rest of a submit. Their OpenAPI entries are written in `docs`.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi import Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from openimagine.api.body import parse_json, read_body, too_large
+from openimagine.api.body import json_response, parse_json, read_body, too_large
 from openimagine.api.deps import ApiDeps, api_deps, bearer_token
 from openimagine.errors import AuthError, OpenImagineError
 from openimagine.runware.errors import auth_error_item, envelope, http_status
@@ -22,10 +27,10 @@ from openimagine.runware.processor import Reply, parse_tasks
 log = logging.getLogger(__name__)
 
 
-def runware_error(err: OpenImagineError) -> JSONResponse:
+def runware_error(err: OpenImagineError) -> Response:
     """A domain error as Runware's `{"errors": [item]}` with the protocol's status."""
     auth = isinstance(err, AuthError)
-    return JSONResponse(envelope(err, auth=auth), status_code=http_status(err))
+    return json_response(envelope(err, auth=auth), http_status(err))
 
 
 class RunwareRoute(APIRoute):
@@ -44,11 +49,7 @@ class RunwareRoute(APIRoute):
         return route
 
 
-router = APIRouter(tags=["runware"])
-
-
-@router.post("/v1", summary="Runware task array (REST)")
-async def post_tasks(request: Request) -> JSONResponse:
+async def post_tasks(request: Request) -> Response:
     """Run a JSON array of Runware tasks. Authenticate with `Authorization: Bearer <key>` or a
     leading `{"taskType": "authentication", "apiKey": ...}` task."""
     deps = api_deps(request)
@@ -64,7 +65,7 @@ async def post_tasks(request: Request) -> JSONResponse:
         return runware_error(err)
     reply = Reply()
     await deps.tasks.run(owner, tasks, reply)
-    return JSONResponse(reply.envelope(), status_code=reply.status)
+    return json_response(reply.envelope(), reply.status)
 
 
 class _Session:
@@ -111,7 +112,6 @@ class _Session:
         return reply
 
 
-@router.websocket("/v1")
 async def websocket_tasks(websocket: WebSocket) -> None:
     """Runware WebSocket: authenticate first, then any task; replies are JSON objects."""
     deps: ApiDeps = websocket.app.state.deps
@@ -131,3 +131,9 @@ async def websocket_tasks(websocket: WebSocket) -> None:
         await websocket.close(code=1000, reason="idle timeout")
     except WebSocketDisconnect:
         return
+
+
+routes: list[BaseRoute] = [
+    Route("/v1", post_tasks, methods=["POST"]),
+    WebSocketRoute("/v1", websocket_tasks),
+]

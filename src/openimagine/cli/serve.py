@@ -51,9 +51,11 @@ def serve(
     # SIGTERM action that would end this process before the workers are stopped. A no-op
     # handler lets the `finally` run; uvicorn installs its own while serving.
     signal.signal(signal.SIGTERM, lambda *_: None)
+    app = composition.build_api(settings)
+    composition.tune_gc()
     try:
         uvicorn.run(
-            composition.build_api(settings),
+            app,
             host=host,
             port=port,
             log_level="info",

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
 from openimagine.domain.requests import Mode, SafetyMode
 
@@ -43,24 +41,6 @@ class GenerationJob:
     def seconds(self) -> Fraction:
         """Exact output length."""
         return Fraction(self.num_frames, self.fps)
-
-    def to_json(self) -> str:
-        """The stored form (`source_seconds` as "101/15")."""
-        data = asdict(self)
-        if self.source_seconds is not None:
-            data["source_seconds"] = str(self.source_seconds)
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, raw: str) -> GenerationJob:
-        """Inverse of `to_json`."""
-        data: dict[str, Any] = json.loads(raw)
-        data["mode"] = Mode(data["mode"])
-        data["safety_mode"] = SafetyMode(data["safety_mode"])
-        data["reference_images"] = tuple(data.get("reference_images") or ())
-        if data.get("source_seconds") is not None:
-            data["source_seconds"] = Fraction(data["source_seconds"])
-        return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,7 @@ class Job:
     lease_expires_at: float | None
     error_code: str | None
     error_message: str | None
+    seq: int = 0  #: its place in the claim order (smaller first)
 
     @property
     def model(self) -> str:

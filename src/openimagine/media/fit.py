@@ -29,6 +29,8 @@ def frames_needed(duration_s: Fraction | int, fps: int) -> int:
     """
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    if isinstance(duration_s, int) and duration_s >= 0:
+        return duration_s * fps  # perf: whole seconds (every duration a request gives)
     duration = Fraction(duration_s)
     if duration < 0:
         raise ValueError(f"duration must not be negative, got {duration_s}")

@@ -131,7 +131,7 @@ class MediaService:
 
     async def _from_result(self, owner: str, video_uuid: str, parameter: str) -> MediaItem | None:
         """An earlier result of this owner, by its videoUUID, as an input video."""
-        result = await self.jobs.result(video_uuid)
+        result = await self.jobs.finished_result(video_uuid)
         if result is None or result.blob_key is None:
             return None
         if await self.jobs.get(result.task_uuid, owner) is None:

@@ -42,10 +42,11 @@ class JobViews:
 
     async def load(self, task_uuid: str, owner: str | None) -> JobView | None:
         """A job's whole view, with its queue place; None when the owner has no such job."""
-        found = await self.jobs.get_with_place(task_uuid, owner)
+        found = await self.jobs.get(task_uuid, owner)
         if found is None:
             return None
-        job, results, place = found
+        job, results = found
+        place = await self.jobs.position(job)
         uploads: dict[str, Delivery] = {}
         if job.spec.upload_endpoint is not None:
             for delivery in await self.jobs.deliveries(task_uuid):

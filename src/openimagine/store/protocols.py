@@ -35,14 +35,13 @@ class JobStore(Protocol):
         """A job and its results (owner None: any owner)."""
         ...
 
-    async def get_with_place(
-        self, task_uuid: str, owner: str | None
-    ) -> tuple[Job, list[Result], int | None] | None:
-        """A job, its results and, while queued, how many queued jobs run before it."""
+    async def position(self, job: Job) -> int | None:
+        """How many jobs are claimed before `job` (None unless it is queued); the cost does
+        not grow with the length of the queue."""
         ...
 
-    async def result(self, video_uuid: str) -> Result | None:
-        """One result by its videoUUID."""
+    async def finished_result(self, video_uuid: str) -> Result | None:
+        """A finished result by its videoUUID (None while it is processing)."""
         ...
 
     async def page(
@@ -75,6 +74,11 @@ class QueueStore(Protocol):
 
     async def claim(self, worker_id: str, lease_s: float) -> Claim | None:
         """Lease the next runnable job: queued, or running with an expired lease."""
+        ...
+
+    async def wait(self, timeout_s: float) -> None:
+        """Return when a job may have arrived (a wake-up from a submit), or after
+        `timeout_s`: idle workers sleep here instead of polling."""
         ...
 
     async def heartbeat(self, task_uuid: str, token: str, lease_s: float) -> bool:

@@ -158,7 +158,8 @@ class Worker:
                 last_beat = now
             claim = await queue.claim(self.id, workers.lease_s)
             if claim is None:
-                await anyio.sleep(workers.poll_s)
+                # Woken by a submit; the timeout is only the safety net (and the reaper's beat).
+                await queue.wait(workers.poll_s)
                 continue
             log.info("running %s (attempt %d)", claim.job.task_uuid, claim.job.attempts)
             await runner.run(claim)

@@ -6,6 +6,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 
+import anyio
+
 from openimagine.domain.deliveries import Delivery, NewDelivery
 from openimagine.domain.jobs import (
     CANCELED,
@@ -50,6 +52,7 @@ class MemoryJobs:
             cancel_requested=False,
             number_results=len(new.video_uuids),
             created_at=self._s.clock(),
+            seq=self._s.arrivals + 1,
             started_at=None,
             finished_at=None,
             lease_owner=None,
@@ -60,6 +63,7 @@ class MemoryJobs:
         )
         self._s.jobs[job.task_uuid] = job
         self._s.results[job.task_uuid] = _results(new)
+        self._s.arrivals += 1
         return job, self._s.results_of(job.task_uuid), True
 
     def _owned(self, task_uuid: str, owner: str | None) -> Job | None:
@@ -70,19 +74,17 @@ class MemoryJobs:
         job = self._owned(task_uuid, owner)
         return None if job is None else (job, self._s.results_of(task_uuid))
 
-    async def get_with_place(
-        self, task_uuid: str, owner: str | None
-    ) -> tuple[Job, list[Result], int | None] | None:
-        job = self._owned(task_uuid, owner)
-        if job is None:
+    async def position(self, job: Job) -> int | None:
+        if job.status is not JobStatus.QUEUED:
             return None
-        place = self._s.place(job) if job.status is JobStatus.QUEUED else None
-        return job, self._s.results_of(task_uuid), place
+        return sum(
+            1 for j in self._s.jobs.values() if j.status is JobStatus.QUEUED and j.seq < job.seq
+        )
 
-    async def result(self, video_uuid: str) -> Result | None:
+    async def finished_result(self, video_uuid: str) -> Result | None:
         for results in self._s.results.values():
             for r in results:
-                if r.video_uuid == video_uuid:
+                if r.video_uuid == video_uuid and r.status is not ResultStatus.PROCESSING:
                     return r
         return None
 
@@ -165,7 +167,8 @@ class MemoryQueue:
         ready = [j for j in self._s.jobs.values() if self._claimable(j, now)]
         if not ready:
             return None
-        job = min(ready, key=lambda j: (j.created_at, j.task_uuid))
+        # A running job whose lease ran out first, then the queue in order.
+        job = min(ready, key=lambda j: (j.status is JobStatus.QUEUED, j.seq))
         token = secrets.token_hex(16)
         job = replace(
             job,
@@ -184,6 +187,12 @@ class MemoryQueue:
         if job is None or job.lease_token != token or job.status is not JobStatus.RUNNING:
             raise LeaseLost(task_uuid)
         return job
+
+    async def wait(self, timeout_s: float) -> None:
+        seen = self._s.arrivals
+        with anyio.move_on_after(timeout_s):
+            while self._s.arrivals == seen:  # noqa: ASYNC110 - one process: a short poll
+                await anyio.sleep(0.005)
 
     async def heartbeat(self, task_uuid: str, token: str, lease_s: float) -> bool:
         job = replace(self._fence(task_uuid, token), lease_expires_at=self._s.clock() + lease_s)
@@ -249,8 +258,10 @@ class MemoryQueue:
 
     async def release(self, task_uuid: str, token: str) -> None:
         job = self._fence(task_uuid, token)
+        queued = [j.seq for j in self._s.jobs.values() if j.status is JobStatus.QUEUED]
         self._s.jobs[task_uuid] = replace(
             job,
+            seq=min(queued, default=self._s.arrivals + 1) - 1,  # first in line
             status=JobStatus.QUEUED,
             attempts=job.attempts - 1,
             lease_owner=None,

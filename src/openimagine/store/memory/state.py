@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from openimagine.domain.deliveries import Delivery, DeliveryStatus, NewDelivery
-from openimagine.domain.jobs import Job, JobStatus, Result, ResultStatus
+from openimagine.domain.jobs import Job, Result, ResultStatus
 from openimagine.domain.records import ApiKey, MediaItem, WorkerInfo
 
 
@@ -24,6 +24,7 @@ class State:
     keys: dict[str, tuple[str, ApiKey]] = field(default_factory=dict)  # id → (hash, key)
     media: dict[str, MediaItem] = field(default_factory=dict)
     workers: dict[str, WorkerInfo] = field(default_factory=dict)
+    arrivals: int = 0  #: jobs created so far, which `wait` watches
 
     def results_of(self, task_uuid: str) -> list[Result]:
         return list(self.results.get(task_uuid, []))
@@ -65,10 +66,3 @@ class State:
                 created_at=now,
                 delivered_at=None,
             )
-
-    def place(self, job: Job) -> int:
-        return sum(
-            1
-            for other in self.jobs.values()
-            if other.status is JobStatus.QUEUED and other.created_at < job.created_at
-        )

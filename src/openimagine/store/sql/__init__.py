@@ -57,4 +57,4 @@ class SqlStore:
 
     async def close(self) -> None:
         """Release connections."""
-        await anyio.to_thread.run_sync(self._ctx.db.dispose)
+        await self._ctx.db.close()

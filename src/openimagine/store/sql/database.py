@@ -1,10 +1,11 @@
 """One SQLAlchemy engine per dialect, run in threads: every store operation is one sync
 function over a connection, executed in one thread hop.
 
-SQLite (the embedded default) gets one writer connection per process, taken with
-`BEGIN IMMEDIATE`, so writes queue here rather than in busy waits, and a pool of readers
-that never take the write lock. PostgreSQL gets one pooled engine (psycopg 3), with
-pre-ping so a restarted server costs a reconnect, not an error.
+Writes go through the process's `Writer` (group commit: one thread, one transaction per
+batch of concurrent writes); reads run on a small pool of reader threads and never take a
+write lock. SQLite (the embedded default) writes with `BEGIN IMMEDIATE` on one connection per
+process; PostgreSQL uses one pooled engine (psycopg 3) with pre-ping, so a restarted server
+costs a reconnect, not an error. Idle workers wait for `wake` (see `wakeup`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import anyio
 import sqlalchemy as sa
 from sqlalchemy import event
+
+from openimagine.store.sql.inline import Checkpointer, InlineConn, InlineSqlite, Together
+from openimagine.store.sql.wakeup import CHANNEL, Doorbell, Listener
+from openimagine.store.sql.writer import Writer
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -74,26 +79,85 @@ class Database:
             path = parsed.database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._writer = _sqlite_engine(self.url, immediate=True, pool_size=1)
+            self._write_engine = _sqlite_engine(self.url, immediate=True, pool_size=1)
             self._reader = _sqlite_engine(self.url, immediate=False, pool_size=pool_size)
-            self._writers = anyio.CapacityLimiter(1)
+            self._doorbell: Doorbell | None = Doorbell(Path(f"{path or 'memory'}.wake"))
+            self._listener: Listener | None = None
         elif self.dialect == "postgresql":
-            self._writer = self._reader = sa.create_engine(
+            self._write_engine = self._reader = sa.create_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
-            self._writers = anyio.CapacityLimiter(2 * pool_size)
+            self._doorbell = None
+            conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._listener = Listener(conninfo)
         else:
             raise ValueError(
                 f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql+psycopg://..."
             )
+        self._writer = Writer(self._write_engine, after_commit=self._rang)
         self._readers = anyio.CapacityLimiter(pool_size)
+        self._inline: InlineSqlite | None = None
+        self._checkpointer: Checkpointer | None = None
+        if self.dialect == "sqlite" and path and path != ":memory:":
+            self._inline = InlineSqlite(path, self._thread_write_together, self._rang)
+            self._checkpointer = Checkpointer(path)
+
+    def _thread_write_together(self, fn: Together, args: tuple[Any, ...]) -> Any:
+        return self._writer.write(fn, args, together=True)
 
     async def write(
         self, fn: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run `fn(connection, ...)` in one write transaction, in a thread."""
-        call = functools.partial(self._in_transaction, fn, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call, limiter=self._writers)
+        """Run `fn(connection, ...)` in the next write batch (group commit)."""
+        call = functools.partial(fn, **kwargs) if kwargs else fn
+        result: T = await self._writer.write(call, args)
+        return result
+
+    async def write_together(self, fn: Together, *args: Any) -> Any:
+        """Run `args` in the next write batch, together with the other writes of `fn` there:
+        `fn(connection, [args, ...])` returns `(ok, value or exception)` for each. `fn` uses
+        only `raw` statements: on SQLite it runs on the event loop (see `inline`)."""
+        if self._inline is not None:
+            assert self._checkpointer is not None  # noqa: S101 - made with the inline path
+            self._checkpointer.start()
+            return await self._inline.write_together(fn, args)
+        return await self._writer.write(fn, args, together=True)
+
+    async def read_raw(self, fn: Callable[..., T], *args: Any) -> T:
+        """`read` for a function of `raw` statements only: on SQLite it runs on the event loop
+        (a reader thread when SQLite reports busy)."""
+        if self._inline is not None:
+            try:
+                result: T = self._inline.read(fn, *args)
+            except BlockingIOError:
+                pass
+            else:
+                return result
+        return await self.read(fn, *args)
+
+    def wake(self, conn: sa.Connection | InlineConn) -> None:
+        """Within a write: wake idle workers once this write has committed."""
+        if isinstance(conn, InlineConn):
+            conn.wake()
+        elif self.dialect == "postgresql":
+            if not conn.info.get("notified"):
+                conn.exec_driver_sql(f"NOTIFY {CHANNEL}")  # one per transaction is enough
+                conn.info["notified"] = True
+        else:
+            conn.info["wake"] = True
+
+    def _rang(self) -> None:
+        if self._doorbell is not None:
+            self._doorbell.ring()
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Return when a write may have queued work, or after `timeout_s`."""
+        if self._listener is not None:
+            await self._listener.wait(timeout_s)
+        elif self._doorbell is not None:
+            await self._doorbell.wait(timeout_s)
+        else:
+            await anyio.sleep(timeout_s)
 
     async def read(
         self, fn: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -102,18 +166,23 @@ class Database:
         call = functools.partial(self._on_reader, fn, *args, **kwargs)
         return await anyio.to_thread.run_sync(call, limiter=self._readers)
 
-    def _in_transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self._writer.begin() as conn:
-            return fn(conn, *args, **kwargs)
-
     def _on_reader(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._reader.connect() as conn:
             return fn(conn, *args, **kwargs)
 
-    def dispose(self) -> None:
-        """Close every pooled connection."""
-        self._writer.dispose()
-        if self._reader is not self._writer:
+    async def close(self) -> None:
+        """Finish queued writes, stop listening, close every pooled connection."""
+        await anyio.to_thread.run_sync(self._writer.close)
+        if self._checkpointer is not None:
+            await anyio.to_thread.run_sync(self._checkpointer.stop)
+        if self._inline is not None:
+            self._inline.close()
+        if self._listener is not None:
+            await self._listener.close()
+        if self._doorbell is not None:
+            self._doorbell.close()
+        self._write_engine.dispose()
+        if self._reader is not self._write_engine:
             self._reader.dispose()
 
 

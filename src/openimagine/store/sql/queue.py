@@ -2,11 +2,13 @@
 
 The claim differs by dialect only in locking: PostgreSQL selects the candidate
 `FOR UPDATE SKIP LOCKED` so concurrent workers never wait on each other; SQLite runs the same
-statement inside `BEGIN IMMEDIATE`, which serializes writers.
+statement inside `BEGIN IMMEDIATE`, which serializes writers. Every statement a running job
+repeats (claim, heartbeat, progress, completion) runs on the driver directly (see `raw`).
 """
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -14,11 +16,54 @@ from typing import Any
 import sqlalchemy as sa
 
 from openimagine.domain.deliveries import NewDelivery
-from openimagine.domain.jobs import Claim, Job, JobStatus, ResultStatus, ResultUpdate, reaped
+from openimagine.domain.jobs import Claim, JobStatus, Result, ResultStatus, ResultUpdate, reaped
 from openimagine.errors import LeaseLost
-from openimagine.store.sql.rows import to_job
-from openimagine.store.sql.shared import Context, fail_pending, insert_deliveries, results_of
-from openimagine.store.sql.tables import jobs, results
+from openimagine.store.sql import raw
+from openimagine.store.sql.shared import (
+    Context,
+    fail_pending,
+    finished_of,
+    insert_deliveries,
+    insert_results,
+)
+
+# A lease that ran out before its last attempt: the job runs again (oldest first).
+_EXPIRED = (
+    "status = 'running' AND cancel_requested = false AND lease_expires_at < :now"
+    " AND attempts < max_attempts"
+)
+_QUEUED = "status = 'queued' AND cancel_requested = false"
+_ORDER = "ORDER BY seq LIMIT 1"
+_CLAIM = """
+UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :worker,
+    lease_token = :token, lease_expires_at = :expires, started_at = COALESCE(started_at, :now)
+WHERE task_uuid = (SELECT task_uuid FROM jobs WHERE {where} {order}{lock})
+RETURNING {columns}
+"""
+_PROBE = f"SELECT 1 FROM jobs WHERE ({_QUEUED}) OR ({_EXPIRED}) LIMIT 1"  # noqa: S608
+_RESULTS = (
+    f"SELECT {raw.columns(raw.RESULT_COLUMNS)} FROM results WHERE task_uuid = :task ORDER BY idx"  # noqa: S608
+)
+_COMPLETE = """
+UPDATE results SET status = 'success', blob_key = :blob_key, content_type = :content_type,
+    size_bytes = :size_bytes, nsfw = :nsfw, completed_at = :now, expires_at = :expires_at
+WHERE video_uuid = :video_uuid AND task_uuid = :task
+"""
+
+
+@functools.cache
+def _claim_sql(where: str, dialect: str) -> str:
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    return _CLAIM.format(where=where, order=_ORDER, lock=lock, columns=raw.columns(raw.JOB_COLUMNS))
+
+
+@functools.cache
+def _fence_sql(assignments: tuple[str, ...]) -> str:
+    sets = ", ".join(assignments) or "lease_token = lease_token"
+    return (
+        f"UPDATE jobs SET {sets} WHERE task_uuid = :task AND lease_token = :token "  # noqa: S608
+        "AND status = 'running' RETURNING cancel_requested, results_plan"
+    )
 
 
 class SqlQueue:
@@ -28,28 +73,29 @@ class SqlQueue:
         self._ctx = ctx
 
     async def claim(self, worker_id: str, lease_s: float) -> Claim | None:
-        """Lease the next runnable job: queued, or running with an expired lease."""
+        """Lease the next runnable job: a running one whose lease ran out first, else the
+        oldest queued one."""
         now = self._ctx.now()
-        # perf: idle workers poll often; look on a reader first so an empty queue never
-        # takes SQLite's write lock away from submits.
-        if not await self._ctx.db.read(_any_claimable, now):
+        # perf: idle workers look often; a reader answers "nothing", so an empty queue never
+        # takes the write lock away from submits.
+        if not await self._ctx.db.read(_anything, now):
             return None
         token = secrets.token_hex(16)
-        return await self._ctx.db.write(
-            _claim, worker_id, token, now, lease_s, self._ctx.db.dialect
-        )
+        return await self._ctx.db.write(_claim, worker_id, token, now, lease_s)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Return when a job may have arrived (a wake-up), or after `timeout_s`."""
+        await self._ctx.db.wait_for_work(timeout_s)
 
     async def heartbeat(self, task_uuid: str, token: str, lease_s: float) -> bool:
         """Extend the lease; return whether cancel was requested."""
-        expires = self._ctx.now() + lease_s
-        job = await self._ctx.db.write(_fence, task_uuid, token, {"lease_expires_at": expires})
-        return job.cancel_requested
+        values = {"lease_expires_at": self._ctx.now() + lease_s}
+        return await self._ctx.db.write(_beat, task_uuid, token, values)
 
     async def progress(self, task_uuid: str, token: str, percent: int) -> bool:
         """Record progress; return whether cancel was requested."""
         values = {"progress": max(0, min(100, percent))}
-        job = await self._ctx.db.write(_fence, task_uuid, token, values)
-        return job.cancel_requested
+        return await self._ctx.db.write(_beat, task_uuid, token, values)
 
     async def complete_result(
         self,
@@ -73,95 +119,101 @@ class SqlQueue:
         """Terminal transition; results still processing take the error."""
         if not status.terminal:
             raise ValueError(f"finish needs a terminal status, got {status}")
-        await self._ctx.db.write(
-            _finish, task_uuid, token, status, error_code, error_message, deliveries,
-            self._ctx.now(),
-        )  # fmt: skip
-
-    async def release(self, task_uuid: str, token: str) -> None:
-        """Hand a running job back to the queue without spending an attempt."""
-        values = {
-            "status": JobStatus.QUEUED.value,
-            "attempts": jobs.c.attempts - 1,
-            "lease_owner": None,
+        now = self._ctx.now()
+        values: dict[str, Any] = {
+            "status": status.value,
+            "finished_at": now,
             "lease_token": None,
             "lease_expires_at": None,
+            "error_code": error_code,
+            "error_message": error_message,
         }
-        await self._ctx.db.write(_fence, task_uuid, token, values)
+        if status is JobStatus.SUCCEEDED:
+            values["progress"] = 100
+        await self._ctx.db.write(_finish, task_uuid, token, values, deliveries, now)
+
+    async def release(self, task_uuid: str, token: str) -> None:
+        """Hand a running job back to the queue, first in line, without spending an
+        attempt."""
+        await self._ctx.db.write(_release, task_uuid, token)
 
     async def reap_expired(self) -> int:
-        """Fail (or cancel) jobs whose lease expired with no attempts left (or cancel asked)."""
-        return await self._ctx.db.write(_reap, self._ctx.now())
+        """Fail (or cancel) jobs whose lease expired with no attempts left (or cancel asked);
+        forget the holes the head of the queue has passed."""
+        now = self._ctx.now()
+        reapable, stale_holes = await self._ctx.db.read(_chores, now)
+        if not (reapable or stale_holes):  # perf: mostly nothing; no write lock
+            return 0
+        return await self._ctx.db.write(_reap, now)
 
 
-def _claimable(now: float) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        jobs.c.cancel_requested == sa.false(),
-        sa.or_(
-            jobs.c.status == JobStatus.QUEUED.value,
-            sa.and_(
-                jobs.c.status == JobStatus.RUNNING.value,
-                jobs.c.lease_expires_at < now,
-                jobs.c.attempts < jobs.c.max_attempts,
-            ),
-        ),
-    )
+class _Raw(str):
+    """An SQL expression as a value (`attempts - 1`), not a parameter."""
+
+    __slots__ = ()
 
 
-def _any_claimable(conn: sa.Connection, now: float) -> bool:
-    probe = sa.select(jobs.c.task_uuid).where(_claimable(now)).limit(1)
-    return conn.execute(probe).first() is not None
+def _anything(conn: sa.Connection, now: float) -> bool:
+    return raw.execute(conn, _PROBE, {"now": now}).fetchone() is not None
 
 
 def _claim(
-    conn: sa.Connection, worker_id: str, token: str, now: float, lease_s: float, dialect: str
+    conn: sa.Connection, worker_id: str, token: str, now: float, lease_s: float
 ) -> Claim | None:
-    candidate = (
-        sa.select(jobs.c.task_uuid)
-        .where(_claimable(now))
-        .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.task_uuid)
-        .limit(1)
-    )
-    if dialect == "postgresql":
-        candidate = candidate.with_for_update(skip_locked=True)
-    stmt = (
-        jobs.update()
-        .where(jobs.c.task_uuid == candidate.scalar_subquery())
-        .values(
-            status=JobStatus.RUNNING.value,
-            attempts=jobs.c.attempts + 1,
-            lease_owner=worker_id,
-            lease_token=token,
-            lease_expires_at=now + lease_s,
-            started_at=sa.func.coalesce(jobs.c.started_at, now),
-        )
-        .returning(*jobs.c)
-    )
-    row = conn.execute(stmt).first()
+    params = {"worker": worker_id, "token": token, "expires": now + lease_s, "now": now}
+    row = None
+    for where in (_EXPIRED, _QUEUED):
+        row = raw.execute(conn, _claim_sql(where, conn.dialect.name), params).fetchone()
+        if row is not None:
+            break
     if row is None:
         return None
-    job = to_job(row)
-    return Claim(job=job, token=token, results=tuple(results_of(conn, job.task_uuid)))
-
-
-def _fence(conn: sa.Connection, task_uuid: str, token: str, values: dict[str, Any]) -> Job:
-    """Update the job only while `token` holds its lease; `LeaseLost` otherwise."""
-    # With nothing to change, still write a no-op so the row is locked and checked.
-    values = values or {"lease_token": token}
-    stmt = (
-        jobs.update()
-        .where(
-            jobs.c.task_uuid == task_uuid,
-            jobs.c.lease_token == token,
-            jobs.c.status == JobStatus.RUNNING.value,
-        )
-        .values(**values)
-        .returning(*jobs.c)
+    job = raw.job_from(row)
+    results = raw.merge(
+        job.task_uuid, raw.plan_from(row[raw.PLAN]), finished_of(conn, job.task_uuid)
     )
-    row = conn.execute(stmt).first()
+    return Claim(job=job, token=token, results=tuple(results))
+
+
+def _fence(
+    conn: sa.Connection, task_uuid: str, token: str, values: dict[str, Any]
+) -> tuple[bool, raw.Plan]:
+    """Update the job only while `token` holds its lease: whether cancel was requested, and
+    its results plan. `LeaseLost` (and no change) otherwise."""
+    assignments = tuple(
+        f"{name} = {value}" if isinstance(value, _Raw) else f"{name} = :{name}"
+        for name, value in values.items()
+    )
+    params = {k: v for k, v in values.items() if not isinstance(v, _Raw)}
+    params.update(task=task_uuid, token=token)
+    row = raw.execute(conn, _fence_sql(assignments), params).fetchone()
     if row is None:
         raise LeaseLost(task_uuid)
-    return to_job(row)
+    return bool(row[0]), raw.plan_from(row[1])
+
+
+def _beat(conn: sa.Connection, task_uuid: str, token: str, values: dict[str, Any]) -> bool:
+    return _fence(conn, task_uuid, token, values)[0]
+
+
+def _release(conn: sa.Connection, task_uuid: str, token: str) -> None:
+    """Back to the queue, ahead of every queued job: its number becomes one before the head
+    (or the last one handed out, when nothing is queued)."""
+    head = raw.execute(
+        conn,
+        "SELECT COALESCE((SELECT min(seq) FROM jobs WHERE status = 'queued'),"
+        " (SELECT next_seq FROM queue_counter WHERE id = 1)) - 1",
+    ).fetchone()[0]
+    values = {
+        "status": JobStatus.QUEUED.value,
+        "attempts": _Raw("attempts - 1"),
+        "lease_owner": None,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "seq": head,
+    }
+    _fence(conn, task_uuid, token, values)
+    raw.execute(conn, "DELETE FROM queue_holes WHERE seq = :s", {"s": head})
 
 
 def _complete(
@@ -172,20 +224,15 @@ def _complete(
     new: Sequence[NewDelivery],
     now: float,
 ) -> None:
-    _fence(conn, task_uuid, token, {})
-    conn.execute(
-        results.update()
-        .where(results.c.video_uuid == update.video_uuid, results.c.task_uuid == task_uuid)
-        .values(
-            status=ResultStatus.SUCCESS.value,
-            blob_key=update.blob_key,
-            content_type=update.content_type,
-            size_bytes=update.size_bytes,
-            nsfw=update.nsfw,
-            completed_at=now,
-            expires_at=update.expires_at,
-        )
-    )
+    _, plan = _fence(conn, task_uuid, token, {})
+    for index, (video_uuid, seed, cost) in enumerate(plan):
+        if video_uuid == update.video_uuid:
+            done = Result(
+                video_uuid, task_uuid, index, seed, ResultStatus.SUCCESS, update.blob_key,
+                update.content_type, update.size_bytes, cost, update.nsfw, None, None, now,
+                update.expires_at,
+            )  # fmt: skip
+            insert_results(conn, [done])
     insert_deliveries(conn, task_uuid, new, now)
 
 
@@ -193,50 +240,51 @@ def _finish(
     conn: sa.Connection,
     task_uuid: str,
     token: str,
-    status: JobStatus,
-    code: str | None,
-    message: str | None,
+    values: dict[str, Any],
     new: Sequence[NewDelivery],
     now: float,
 ) -> None:
-    _fence(
-        conn,
-        task_uuid,
-        token,
-        {
-            "status": status.value,
-            "finished_at": now,
-            "progress": 100 if status is JobStatus.SUCCEEDED else jobs.c.progress,
-            "lease_token": None,
-            "lease_expires_at": None,
-            "error_code": code,
-            "error_message": message,
-        },
-    )
-    fail_pending(conn, task_uuid, code, message, now)
+    _, plan = _fence(conn, task_uuid, token, values)
+    fail_pending(conn, task_uuid, plan, values["error_code"], values["error_message"], now)
     insert_deliveries(conn, task_uuid, new, now)
 
 
+_REAPABLE = (
+    "SELECT task_uuid, cancel_requested, results_plan FROM jobs WHERE status = 'running' "
+    "AND lease_expires_at < :now AND (attempts >= max_attempts OR cancel_requested = true)"
+)
+_HEAD_OR_NEXT = (
+    "COALESCE((SELECT min(seq) FROM jobs WHERE status = 'queued'),"
+    " (SELECT next_seq FROM queue_counter WHERE id = 1))"
+)
+_STALE_HOLES = f"SELECT 1 FROM queue_holes WHERE seq < {_HEAD_OR_NEXT} LIMIT 1"  # noqa: S608
+
+
+def _chores(conn: sa.Connection, now: float) -> tuple[bool, bool]:
+    reapable = raw.execute(conn, _REAPABLE + " LIMIT 1", {"now": now}).fetchone() is not None
+    return reapable, raw.execute(conn, _STALE_HOLES).fetchone() is not None
+
+
 def _reap(conn: sa.Connection, now: float) -> int:
-    q = sa.select(jobs.c.task_uuid, jobs.c.cancel_requested).where(
-        jobs.c.status == JobStatus.RUNNING.value,
-        jobs.c.lease_expires_at < now,
-        sa.or_(jobs.c.attempts >= jobs.c.max_attempts, jobs.c.cancel_requested),
-    )
-    rows = list(conn.execute(q))
-    for task_uuid, canceled in rows:
-        status, why = reaped(canceled)
-        conn.execute(
-            jobs.update()
-            .where(jobs.c.task_uuid == task_uuid)
-            .values(
-                status=status.value,
-                finished_at=now,
-                lease_token=None,
-                lease_expires_at=None,
-                error_code=why.code,
-                error_message=why.message,
-            )
+    raw.execute(conn, f"DELETE FROM queue_holes WHERE seq < {_HEAD_OR_NEXT}")  # noqa: S608
+    rows = raw.execute(conn, _REAPABLE, {"now": now}).fetchall()
+    for task_uuid, canceled, plan in rows:
+        status, why = reaped(bool(canceled))
+        values = {
+            "status": status.value,
+            "finished_at": now,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "error_code": why.code,
+            "error_message": why.message,
+            "task": task_uuid,
+        }
+        raw.execute(
+            conn,
+            "UPDATE jobs SET status = :status, finished_at = :finished_at, lease_token = "
+            ":lease_token, lease_expires_at = :lease_expires_at, error_code = :error_code, "
+            "error_message = :error_message WHERE task_uuid = :task",
+            values,
         )
-        fail_pending(conn, task_uuid, why.code, why.message, now)
+        fail_pending(conn, task_uuid, raw.plan_from(plan), why.code, why.message, now)
     return len(rows)

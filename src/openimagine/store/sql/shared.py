@@ -1,4 +1,5 @@
-"""What the parts of the SQL store share: the database, the clock, and a few statements."""
+"""What the parts of the SQL store share: the database, the clock, and the statements on a
+job's row, its results, holes in the queue order, and deliveries."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from openimagine.domain.deliveries import DeliveryStatus, NewDelivery
-from openimagine.domain.jobs import Job, JobStatus, Result, ResultStatus
+from openimagine.domain.jobs import Job, Result, ResultStatus
+from openimagine.store.sql import raw
 from openimagine.store.sql.database import Database
-from openimagine.store.sql.rows import to_job, to_result
-from openimagine.store.sql.tables import deliveries, jobs, results
+from openimagine.store.sql.tables import deliveries
 
 
 @dataclass
@@ -28,34 +29,86 @@ class Context:
         return self.clock()
 
 
-def job_row(conn: sa.Connection, task_uuid: str) -> Job | None:
-    """A job by its task UUID."""
-    row = conn.execute(jobs.select().where(jobs.c.task_uuid == task_uuid)).first()
-    return None if row is None else to_job(row)
+def load_job(conn: sa.Connection, task_uuid: str) -> tuple[Job, raw.Plan] | None:
+    """A job and its results plan."""
+    row = raw.execute(conn, raw.JOB_SELECT + " WHERE task_uuid = :t", {"t": task_uuid}).fetchone()
+    return None if row is None else (raw.job_from(row), raw.plan_from(row[raw.PLAN]))
 
 
-def results_of(conn: sa.Connection, task_uuid: str) -> list[Result]:
+def finished_of(conn: sa.Connection, task_uuid: str) -> list[Result]:
+    """A job's finished results (those with a row)."""
+    sql = raw.RESULT_SELECT + " WHERE task_uuid = :t ORDER BY idx"
+    return [raw.result_from(r) for r in raw.execute(conn, sql, {"t": task_uuid}).fetchall()]
+
+
+def results_of(conn: sa.Connection, task_uuid: str, plan: raw.Plan) -> list[Result]:
     """A job's results, in order."""
-    q = results.select().where(results.c.task_uuid == task_uuid).order_by(results.c.idx)
-    return [to_result(r) for r in conn.execute(q)]
+    return raw.merge(task_uuid, plan, finished_of(conn, task_uuid))
+
+
+_RESULT_ROW = (
+    "(:video_uuid_{i}, :task_uuid_{i}, :idx_{i}, :seed_{i}, :status_{i}, :blob_key_{i}, "
+    ":content_type_{i}, :size_bytes_{i}, :cost_{i}, :nsfw_{i}, :error_code_{i}, "
+    ":error_message_{i}, :completed_at_{i}, :expires_at_{i})"
+)
+
+
+def insert_results(conn: sa.Connection, rows: Sequence[Result]) -> None:
+    """Store finished results."""
+    if not rows:
+        return
+    values = ", ".join(_RESULT_ROW.format(i=i) for i in range(len(rows)))
+    params = {}
+    for i, r in enumerate(rows):
+        params.update(
+            {
+                f"video_uuid_{i}": r.video_uuid,
+                f"task_uuid_{i}": r.task_uuid,
+                f"idx_{i}": r.index,
+                f"seed_{i}": r.seed,
+                f"status_{i}": r.status.value,
+                f"blob_key_{i}": r.blob_key,
+                f"content_type_{i}": r.content_type,
+                f"size_bytes_{i}": r.size_bytes,
+                f"cost_{i}": r.cost,
+                f"nsfw_{i}": r.nsfw,
+                f"error_code_{i}": r.error_code,
+                f"error_message_{i}": r.error_message,
+                f"completed_at_{i}": r.completed_at,
+                f"expires_at_{i}": r.expires_at,
+            }
+        )
+    sql = f"INSERT INTO results ({raw.columns(raw.RESULT_COLUMNS)}) VALUES {values}"  # noqa: S608
+    raw.execute(conn, sql, params)
 
 
 def fail_pending(
-    conn: sa.Connection, task_uuid: str, code: str | None, message: str | None, now: float
+    conn: sa.Connection,
+    task_uuid: str,
+    plan: raw.Plan,
+    code: str | None,
+    message: str | None,
+    now: float,
 ) -> None:
     """Results still processing take the job's error."""
-    conn.execute(
-        results.update()
-        .where(
-            results.c.task_uuid == task_uuid,
-            results.c.status == ResultStatus.PROCESSING.value,
-        )
-        .values(
-            status=ResultStatus.ERROR.value,
-            error_code=code or "inferenceError",
-            error_message=message or "The task did not complete.",
-            completed_at=now,
-        )
+    pending = raw.unfinished(task_uuid, plan, finished_of(conn, task_uuid))
+    insert_results(
+        conn,
+        [
+            Result(
+                r.video_uuid, task_uuid, r.index, r.seed, ResultStatus.ERROR, None, None, None,
+                r.cost, None, code or "inferenceError",
+                message or "The task did not complete.", now, None,
+            )
+            for r in pending
+        ],
+    )  # fmt: skip
+
+
+def add_hole(conn: raw.Conn, seq: int) -> None:
+    """Record that `seq` left the queue out of order (or was never used)."""
+    raw.execute(
+        conn, "INSERT INTO queue_holes (seq) VALUES (:s) ON CONFLICT DO NOTHING", {"s": seq}
     )
 
 
@@ -83,17 +136,3 @@ def insert_deliveries(
             for d in new
         ],
     )
-
-
-def place() -> sa.Label[int]:
-    """The number of queued jobs that run before the outer `jobs` row (claim order:
-    priority, then age), as a correlated column `place`."""
-    ahead = jobs.alias("ahead")
-    count = sa.select(sa.func.count()).where(
-        ahead.c.status == JobStatus.QUEUED.value,
-        sa.or_(
-            ahead.c.priority > jobs.c.priority,
-            sa.and_(ahead.c.priority == jobs.c.priority, ahead.c.created_at < jobs.c.created_at),
-        ),
-    )
-    return count.scalar_subquery().label("place")

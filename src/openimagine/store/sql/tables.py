@@ -41,8 +41,31 @@ jobs = sa.Table(
     sa.Column("lease_expires_at", sa.Double),
     sa.Column("error_code", sa.String(100)),
     sa.Column("error_message", sa.Text),
+    # The claim order, oldest first: a dense enqueue number (see queue_counter, queue_holes).
+    sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
+    # Each result's [videoUUID, seed, cost], fixed at submit; `results` holds a row only
+    # once a result has finished (perf: a submit writes one row, not 1 + numberResults).
+    sa.Column("results_plan", sa.Text, nullable=False, server_default="[]"),
 )
-sa.Index("ix_jobs_claim", jobs.c.status, jobs.c.priority, jobs.c.created_at)
+sa.Index("ix_jobs_queue", jobs.c.status, jobs.c.seq)
+sa.Index("ix_jobs_owner", jobs.c.owner, jobs.c.created_at)
+
+# The next enqueue number (one row). Every number handed out becomes a job's `seq` or a hole.
+queue_counter = sa.Table(
+    "queue_counter",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("next_seq", sa.BigInteger, nullable=False),
+)
+
+# Enqueue numbers that left the queue out of order (canceled or deleted while queued, or never
+# used by a submit that turned out to be a retry): a queued job's place is its distance from the
+# head of the queue less the holes in between, so it costs O(log n), not a count of the queue.
+queue_holes = sa.Table(
+    "queue_holes",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+)
 
 results = sa.Table(
     "results",
@@ -56,7 +79,7 @@ results = sa.Table(
     ),
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("seed", sa.BigInteger, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # success | error (finished only)
     sa.Column("blob_key", sa.String(300)),
     sa.Column("content_type", sa.String(100)),
     sa.Column("size_bytes", sa.BigInteger),

@@ -1,0 +1,232 @@
+"""SQLite on the event loop's own thread, for the statements of every submit and poll.
+
+perf: a second Python thread that writes costs the event loop more than the writes do: each
+time the thread takes the interpreter lock back from a busy loop it waits for a switch, and
+the handoffs themselves are dear. SQLite in WAL mode is an in-process library whose reads
+never wait for writers, so the hot statements run right on the loop:
+
+- submits made during one turn of the loop are inserted together in one transaction (group
+  commit) right after it, with `BEGIN IMMEDIATE` that never waits: when another process holds
+  the write lock, the batch goes to the writer thread instead, which waits for it;
+- a poll's read runs at once, on a connection of its own (falling back to a reader thread in
+  the rare case that SQLite reports the database busy);
+- WAL checkpoints, which write the database file and sync it, run on a background thread
+  (`Checkpointer`), never in a commit on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=0",  # never wait on the loop: hand the work to a thread instead
+    "PRAGMA wal_autocheckpoint=0",  # the Checkpointer's job
+)
+
+
+class InlineConn:
+    """A driver connection as the raw statements take it (see `raw.execute`)."""
+
+    def __init__(self, driver: sqlite3.Connection) -> None:
+        self.driver = driver
+        self.dialect_name = "sqlite"
+        self.woken = False
+
+    def wake(self) -> None:
+        """Ring the doorbell once this batch commits."""
+        self.woken = True
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+    for pragma in _PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+Together = Callable[[Any, list[tuple[Any, ...]]], list[tuple[bool, Any]]]
+
+
+def _settle(batch: list[Any], outcomes: list[tuple[bool, Any]]) -> None:
+    for (_fn, _args, future), (ok, value) in zip(batch, outcomes, strict=True):
+        if future.done():  # its caller stopped waiting
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class InlineSqlite:
+    """The loop-thread connections of one SQLite database.
+
+    Args:
+        path: The database file.
+        fallback_write: Runs a `together` write on the writer thread (awaitable).
+        after_commit: Called after a batch that woke workers has committed.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        fallback_write: Callable[[Together, tuple[Any, ...]], Any],
+        after_commit: Callable[[], None],
+    ) -> None:
+        self.path = path
+        self._fallback_write = fallback_write
+        self._after_commit = after_commit
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._pending: list[tuple[Together, tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._detours: set[asyncio.Task[None]] = set()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def write_together(self, fn: Together, args: tuple[Any, ...]) -> Any:
+        """Run `fn(conn, [args, ...])` for this write and the others of this turn of the loop,
+        in one transaction right after it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((fn, args, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if self._writer is None:
+            self._writer = _connect(self.path)
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                self._detour(batch)  # another process writes: wait for it on the writer thread
+            else:
+                _settle(batch, [(False, exc)] * len(batch))
+            return
+        session = InlineConn(conn)
+        try:
+            outcomes = self._run(session, batch)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _busy(exc):
+                self._detour(batch)
+                return
+            outcomes = [(False, exc)] * len(batch)
+        if session.woken:
+            self._after_commit()
+        _settle(batch, outcomes)
+
+    @staticmethod
+    def _run(session: InlineConn, batch: list[Any]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        start = 0
+        while start < len(batch):  # runs of the same function, each called once
+            fn = batch[start][0]
+            end = start
+            while end < len(batch) and batch[end][0] is fn:
+                end += 1
+            outcomes.extend(fn(session, [item[1] for item in batch[start:end]]))
+            start = end
+        return outcomes
+
+    def _detour(self, batch: list[Any]) -> None:
+        async def via_thread(fn: Together, args: tuple[Any, ...], future: Any) -> None:
+            try:
+                value = await self._fallback_write(fn, args)
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(value)
+
+        for fn, args, future in batch:
+            task = asyncio.ensure_future(via_thread(fn, args, future))
+            self._detours.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._detours.discard)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(conn, *args)` in one snapshot, now; `BlockingIOError` if SQLite says busy (the
+        caller then reads on a thread)."""
+        if self._reader is None:
+            self._reader = _connect(self.path)
+        conn = self._reader
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(InlineConn(conn), *args)
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise BlockingIOError(str(exc)) from exc
+            raise
+
+    def close(self) -> None:
+        """Close the connections (pending writes are the caller's to await first)."""
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                conn.close()
+        self._writer = self._reader = None
+
+
+class Checkpointer:
+    """Copies the WAL back into the database file from a background thread, when it has grown
+    past `wal_bytes`, so that no commit on the event loop pays for it."""
+
+    def __init__(self, path: str, wal_bytes: int = 8 << 20, every_s: float = 0.5) -> None:
+        self.path = path
+        self.wal_bytes = wal_bytes
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Begin (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="openimagine-checkpoint", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=5000")
+        try:
+            while not self._stop.wait(self.every_s):
+                try:
+                    if os.path.getsize(self.path + "-wal") > self.wal_bytes:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except (OSError, sqlite3.Error) as exc:
+                    log.debug("checkpoint skipped: %s", exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        """Stop and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
