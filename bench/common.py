@@ -175,8 +175,15 @@ def bare_server() -> Proc:
     return Proc(cmd, port, "/docs", env={"PYTHONPATH": str(ROOT)})
 
 
-def our_server(data_dir: Path, key: str, workers: int, env: dict[str, str] | None = None) -> Proc:
-    """`openimagine serve` on a free port, logging next to its data dir."""
+def our_server(
+    data_dir: Path,
+    key: str,
+    workers: int,
+    env: dict[str, str] | None = None,
+    store: str | None = None,
+) -> Proc:
+    """`openimagine serve` on a free port (SQLite in its data dir unless `store` names
+    another), logging next to its data dir."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [
@@ -191,6 +198,8 @@ def our_server(data_dir: Path, key: str, workers: int, env: dict[str, str] | Non
         "--workers",
         str(workers),
     ]
+    if store is not None:
+        cmd += ["--store", store]
     return Proc(cmd, port, "/health", env=env, log=data_dir.parent / f"serve-{port}.log")
 
 

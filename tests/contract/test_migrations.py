@@ -13,9 +13,12 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from openimagine.config import DeliverySettings
 from openimagine.domain.deliveries import DeliveryEvent, DeliveryKind, DeliveryStatus
 from openimagine.domain.jobs import JobStatus, ResultStatus
 from openimagine.domain.requests import Mode, SafetyMode
+from openimagine.models.grok_imagine_video import GROK_IMAGINE_VIDEO
+from openimagine.runware.validation import validate_video_task
 from openimagine.store import migrations
 from openimagine.store.sql import SqlStore
 from openimagine.store.sql.database import normalize_url
@@ -63,6 +66,21 @@ OLD_REQUEST = {
     "video": "blob:inputs/src.mp4",
     "num_frames": 162,
     "source_seconds": "101/15",
+}
+T2V_TASK = {
+    "taskType": "videoInference",
+    "taskUUID": "3f1d6f2e-0b6c-4b0f-9b1e-6a8d2c4e5f70",
+    "model": "xai:grok-imagine@video",
+    "positivePrompt": "a reef at night",
+    "width": 848,
+    "height": 480,
+    "duration": 2,
+    "outputFormat": "WEBM",
+    "outputQuality": 80,
+    "ttl": 3600,
+    "includeCost": True,
+    "webhookURL": "https://hooks.example.com/done",
+    "seed": 7,
 }
 T2V_REQUEST = {
     **OLD_REQUEST,
@@ -128,6 +146,9 @@ async def test_jobs_and_deliveries_of_0_1_survive_the_upgrade(url: str):
         assert places == [0, 1]  # both queued, numbered by age
         plain = await store.jobs.get(t2v, "k1")
         assert plain is not None and plain[0].spec.num_frames == 48  # 2 s at 24 fps
+        # The same task sent again after the upgrade is the same request (idempotent).
+        again = validate_video_task(T2V_TASK, GROK_IMAGINE_VIDEO, DeliverySettings())
+        assert plain[0].request_hash == again.fingerprint()
         rows = await store.jobs.deliveries(v2v)
         assert sorted((d.kind, d.event, d.video_uuid or "") for d in rows) == [
             (DeliveryKind.UPLOAD, DeliveryEvent.RESULT_READY, video),

@@ -15,8 +15,8 @@ from openimagine.config import DeliverySettings
 from openimagine.domain.requests import Mode, VideoRequest
 from openimagine.errors import InvalidInput
 from openimagine.models.grok_imagine_video import GROK_IMAGINE_VIDEO
+from openimagine.models.rules import check_task_uuid
 from openimagine.runware.errors import error_item, http_status
-from openimagine.runware.fields import check_task_uuid
 from openimagine.runware.validation import validate_video_task
 
 CARD = GROK_IMAGINE_VIDEO

@@ -50,10 +50,19 @@ def parse_json(body: bytes | str) -> Any:
         ) from None
 
 
+def json_bytes(body: Any) -> bytes:
+    """`body` as JSON."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # e.g. a lone surrogate: escaped, as JSON allows
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+def json_text(body: Any) -> str:
+    """`body` as JSON text (a WebSocket message)."""
+    return json_bytes(body).decode()
+
+
 def json_response(body: Any, status: int = 200) -> Response:
     """`body` as an `application/json` response."""
-    try:
-        content = orjson.dumps(body)
-    except TypeError:  # e.g. a lone surrogate: escaped, as JSON allows
-        content = json.dumps(body, separators=(",", ":")).encode()
-    return Response(content, status_code=status, media_type="application/json")
+    return Response(json_bytes(body), status_code=status, media_type="application/json")

@@ -9,6 +9,7 @@ about as much as the rest of a submit. Their OpenAPI entries are written in `doc
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -18,7 +19,7 @@ from fastapi import Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from openimagine.api.body import json_response, parse_json, read_body, too_large
+from openimagine.api.body import json_response, json_text, parse_json, read_body, too_large
 from openimagine.api.deps import ApiDeps, api_deps, bearer_token
 from openimagine.errors import AuthError, OpenImagineError
 from openimagine.runware.errors import auth_error_item, envelope, http_status
@@ -75,6 +76,8 @@ class _Session:
         self.deps = deps
         self.owner: str | None = None
         self.session_uuid: str | None = None
+        self.seen = time.monotonic()  # when the last message came
+        self.idle = False
 
     async def authenticate(self, task: dict[str, Any]) -> dict[str, Any]:
         self.owner = await self.deps.auth.owner(task.get("apiKey"))
@@ -115,22 +118,42 @@ class _Session:
 async def websocket_tasks(websocket: WebSocket) -> None:
     """Runware WebSocket: authenticate first, then any task; replies are JSON objects."""
     deps: ApiDeps = websocket.app.state.deps
-    limit = deps.server.max_body_bytes
     await websocket.accept()
     session = _Session(deps)
+    # perf: one watchdog a connection instead of a timeout around every message.
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_idle, session, deps.server.ws_idle_timeout_s, scope)
+            await _serve(websocket, session)
+            scope.cancel()
+    if session.idle:
+        await websocket.close(code=1000, reason="idle timeout")
+
+
+async def _serve(websocket: WebSocket, session: _Session) -> None:
+    limit = session.deps.server.max_body_bytes
     try:
         while True:
-            with anyio.fail_after(deps.server.ws_idle_timeout_s):
-                raw = await websocket.receive_text()
+            raw = await websocket.receive_text()
+            session.seen = time.monotonic()
             if len(raw) > limit:
-                await websocket.send_json(envelope(too_large(limit, "message")))
+                await websocket.send_text(json_text(envelope(too_large(limit, "message"))))
                 continue
             reply = await session.message(raw)
-            await websocket.send_json(reply.envelope())
-    except TimeoutError:
-        await websocket.close(code=1000, reason="idle timeout")
+            await websocket.send_text(json_text(reply.envelope()))
     except WebSocketDisconnect:
         return
+
+
+async def _watch_idle(session: _Session, idle_s: float, scope: anyio.CancelScope) -> None:
+    """End the connection once no message came for `idle_s`."""
+    while True:
+        left = session.seen + idle_s - time.monotonic()
+        if left <= 0:
+            session.idle = True
+            scope.cancel()
+            return
+        await anyio.sleep(left)
 
 
 routes: list[BaseRoute] = [

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from openimagine.api.deps import Owner, Services
 from openimagine.api.runware import RunwareRoute
 from openimagine.domain.deliveries import Delivery, DeliveryStatus
-from openimagine.runware.fields import check_task_uuid
+from openimagine.models.rules import check_task_uuid
 
 router = APIRouter(tags=["tasks"], route_class=RunwareRoute)
 

@@ -108,8 +108,13 @@ def worker(
     data_dir: DataDir = None,
     store: StoreUrl = None,
     count: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    public_url: Annotated[
+        str | None,
+        typer.Option(hidden=True, help="Ignored: workers no longer make result links."),
+    ] = None,
 ) -> None:
     """Start worker processes alone, against the same store as a server."""
+    del public_url  # compat: accepted so that scripts written for 0.1 keep working
     settings = make_settings(data_dir=data_dir, store__url=store)
     anyio.run(composition.migrate, settings)
     pool = composition.start_workers(settings, count)

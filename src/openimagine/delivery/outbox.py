@@ -122,7 +122,13 @@ class OutboxSender:
 
     async def _deliver(self, client: httpx.AsyncClient, item: Delivery) -> None:
         try:
-            await self._send(client, item)
+            try:
+                await self._send(client, item)
+            except (_Retry, _GiveUp):
+                raise
+            except Exception as exc:  # the store or the blob store failed: try again later
+                log.exception("delivery %s to %s failed unexpectedly", item.id, item.url)
+                raise _Retry(f"{type(exc).__name__}: {exc}") from exc
         except _Retry as exc:
             if item.attempts >= self.policy.max_attempts:
                 reason = f"{exc}; gave up after {item.attempts} tries"
@@ -175,19 +181,24 @@ class OutboxSender:
     async def _put_file(self, client: httpx.AsyncClient, item: Delivery) -> httpx.Response:
         """PUT the raw result file, streamed from the blob store, as presigned URLs expect."""
         source = await self.payloads.upload_source(item)
+        opened = self.blobs.as_file(source.blob_key)
         try:
-            with self.blobs.as_file(source.blob_key) as path:
-                size = (await anyio.Path(path).stat()).st_size
-
-                async def chunks() -> AsyncIterator[bytes]:
-                    async with await anyio.open_file(path, "rb") as f:
-                        while chunk := await f.read(1 << 20):
-                            yield chunk
-
-                headers = {"Content-Type": source.content_type, "Content-Length": str(size)}
-                return await client.put(item.url, content=chunks(), headers=headers)
+            # A remote store downloads the file here: not on the event loop.
+            path = await anyio.to_thread.run_sync(opened.__enter__)
         except (BlobNotFound, FileNotFoundError) as exc:
             raise Gone("the result file is gone (its TTL expired before the upload)") from exc
+        try:
+            size = (await anyio.Path(path).stat()).st_size
+
+            async def chunks() -> AsyncIterator[bytes]:
+                async with await anyio.open_file(path, "rb") as f:
+                    while chunk := await f.read(1 << 20):
+                        yield chunk
+
+            headers = {"Content-Type": source.content_type, "Content-Length": str(size)}
+            return await client.put(item.url, content=chunks(), headers=headers)
+        finally:
+            await anyio.to_thread.run_sync(opened.__exit__, None, None, None)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -37,21 +37,44 @@ def quote(
 
 
 def price(card: ModelCard, spec: GenerationJob) -> Decimal:
-    """The cost of one result of a resolved job.
+    """The cost of one result of a resolved job (see `_price`; perf: the same few shapes
+    recur, so prices are remembered per shape)."""
+    key = (card.id, spec.mode, spec.width, spec.height, spec.duration_s, spec.source_seconds)
+    found = _PRICES.get(key)
+    if found is None:
+        if len(_PRICES) >= _PRICES_KEPT:
+            _PRICES.clear()
+        found = _PRICES[key] = _price(
+            card, spec.mode, spec.width, spec.height, spec.duration_s, spec.source_seconds
+        )
+    return found
 
-    Video-to-video without `duration` bills the source's exact length (the page's 202-frame
-    30 fps example costs $0.404), though the file, at 24 fps, rounds it to whole frames.
-    """
-    if spec.duration_s is not None:
-        seconds = Fraction(spec.duration_s)
+
+_PRICES: dict[tuple[object, ...], Decimal] = {}
+_PRICES_KEPT = 4096
+
+
+def _price(
+    card: ModelCard,
+    mode: Mode,
+    width: int,
+    height: int,
+    duration_s: int | None,
+    source_seconds: Fraction | None,
+) -> Decimal:
+    """Video-to-video without `duration` bills the source's exact length (the page's
+    202-frame 30 fps example costs $0.404), though the file, at 24 fps, rounds it to whole
+    frames."""
+    if duration_s is not None:
+        seconds = Fraction(duration_s)
     else:
-        seconds = spec.source_seconds if spec.source_seconds is not None else spec.seconds
+        seconds = source_seconds if source_seconds is not None else Fraction(0)
     return quote(
         card,
-        tier=card.tier(spec.width, spec.height),
+        tier=card.tier(width, height),
         output_seconds=seconds,
-        image_input=spec.mode is Mode.I2V,
-        input_video_seconds=spec.source_seconds,
+        image_input=mode is Mode.I2V,
+        input_video_seconds=source_seconds,
     )
 
 

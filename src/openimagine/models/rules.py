@@ -7,6 +7,7 @@ another's.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from openimagine.errors import InvalidInput
@@ -71,3 +72,18 @@ def check_size(card: ModelCard, width: int, height: int, parameter: str) -> Size
             allowedValues=allowed,
         )
     return size
+
+
+def check_task_uuid(value: Any) -> str:
+    """A task UUID as the client sent it (any RFC 4122 form; echoed back unchanged)."""
+    if value is None:
+        raise missing("taskUUID")
+    if not isinstance(value, str):
+        raise invalid("taskUUID", "Invalid value for taskUUID: expected a UUID string.")
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise invalid("taskUUID", f"Invalid value for taskUUID: {value!r} is not a UUID.") from None
+    if len(value) != 36:
+        raise invalid("taskUUID", "Invalid value for taskUUID: use the 36-character UUID form.")
+    return value

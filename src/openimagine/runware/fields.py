@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -127,21 +126,6 @@ def reject_unknown(obj: Mapping[str, Any], allowed: frozenset[str], prefix: str 
                 code="unsupportedParameter",
                 parameter=name,
             )
-
-
-def check_task_uuid(value: Any) -> str:
-    """A task UUID as the client sent it (any RFC 4122 form; echoed back unchanged)."""
-    if value is None:
-        raise missing("taskUUID")
-    if not isinstance(value, str):
-        raise invalid("taskUUID", "Invalid value for taskUUID: expected a UUID string.")
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise invalid("taskUUID", f"Invalid value for taskUUID: {value!r} is not a UUID.") from None
-    if len(value) != 36:
-        raise invalid("taskUUID", "Invalid value for taskUUID: use the 36-character UUID form.")
-    return value
 
 
 def check_url(parameter: str, value: str) -> str:

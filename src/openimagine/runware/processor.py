@@ -16,8 +16,9 @@ from openimagine.domain.records import MediaKind
 from openimagine.errors import AuthError, InvalidInput, OpenImagineError
 from openimagine.media.sources import SourceKind, classify, decode_inline
 from openimagine.models.card import ModelCard
+from openimagine.models.rules import check_task_uuid
 from openimagine.runware.errors import error_item, http_status
-from openimagine.runware.fields import check_task_uuid, get_choice, get_str, reject_unknown
+from openimagine.runware.fields import get_choice, get_str, reject_unknown
 from openimagine.runware.items import acknowledgement, job_items, media_item
 from openimagine.runware.validation import validate_video_task
 from openimagine.service.media import MediaService

@@ -36,7 +36,7 @@ class InputResolver:
         size = None if request.width is None else (request.width, request.height or 0)
         num_frames = None
         if request.duration_s is not None:
-            num_frames = frames_needed(Fraction(request.duration_s), self.card.fps)
+            num_frames = frames_needed(request.duration_s, self.card.fps)
         frame_image = video = source_seconds = None
         if request.frame_image is not None:
             image = await self.media.load(owner, request.frame_image, MediaKind.IMAGE)

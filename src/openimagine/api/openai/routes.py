@@ -31,6 +31,7 @@ from openimagine.api.openai.schemas import (
 from openimagine.domain.jobs import ResultStatus
 from openimagine.errors import NotFound
 from openimagine.media.thumbnail import first_frame_webp
+from openimagine.models.rules import check_task_uuid
 
 POLL_AFTER_MS = 1000  # read by the SDK's `poll` helper from `openai-poll-after-ms`
 _IDEMPOTENCY = uuid.UUID("5b0f3f7e-8a0c-4d4e-9a55-3f8f6f0c2a11")  # uuid5 namespace of keys
@@ -163,7 +164,7 @@ async def delete_video(video_id: VideoId, owner: Owner, deps: Services) -> Video
 async def cancel_video(video_id: VideoId, owner: Owner, deps: Services) -> Video:
     """Cancel a video: a queued one at once, a running one within one denoising step. It then
     fails with the error code `task_cancelled`. (Not in OpenAI's API.)"""
-    await deps.videos.cancel(owner, video_id)
+    await deps.videos.cancel(owner, check_task_uuid(video_id))
     return video_object(await deps.videos.get(owner, video_id))
 
 
@@ -206,6 +207,6 @@ async def video_content(
     if variant == "thumbnail":
         webp = await anyio.to_thread.run_sync(first_frame_webp, path)
         if webp is None:
-            raise NotFound("The video has no frames.", code="videoNotFound")
+            raise NotFound("The video has no frames.", code="videoNotFound", parameter="video_id")
         return Response(webp, media_type="image/webp")
     return FileResponse(path, media_type=first.content_type or "application/octet-stream")

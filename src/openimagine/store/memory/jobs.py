@@ -258,11 +258,9 @@ class MemoryQueue:
 
     async def release(self, task_uuid: str, token: str) -> None:
         job = self._fence(task_uuid, token)
-        queued = [j.seq for j in self._s.jobs.values() if j.status is JobStatus.QUEUED]
         self._s.jobs[task_uuid] = replace(
             job,
-            seq=min(queued, default=self._s.arrivals + 1) - 1,  # first in line
-            status=JobStatus.QUEUED,
+            status=JobStatus.QUEUED,  # at its own place in the queue
             attempts=job.attempts - 1,
             lease_owner=None,
             lease_token=None,

@@ -11,7 +11,7 @@ costs a reconnect, not an error. Idle workers wait for `wake` (see `wakeup`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -19,7 +19,9 @@ import anyio
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from openimagine.store.sql.inline import Checkpointer, InlineConn, InlineSqlite, Together
+from openimagine.store.sql.executor import SyncExecutor, drive
+from openimagine.store.sql.inline import Checkpointer, InlineSqlite, Together
+from openimagine.store.sql.pg_async import AsyncPostgres
 from openimagine.store.sql.wakeup import CHANNEL, Doorbell, Listener
 from openimagine.store.sql.writer import Writer
 
@@ -83,6 +85,7 @@ class Database:
             self._reader = _sqlite_engine(self.url, immediate=False, pool_size=pool_size)
             self._doorbell: Doorbell | None = Doorbell(Path(f"{path or 'memory'}.wake"))
             self._listener: Listener | None = None
+            self._pg: AsyncPostgres | None = None
         elif self.dialect == "postgresql":
             self._write_engine = self._reader = sa.create_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
@@ -90,6 +93,7 @@ class Database:
             self._doorbell = None
             conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
             self._listener = Listener(conninfo)
+            self._pg = AsyncPostgres(conninfo)
         else:
             raise ValueError(
                 f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql+psycopg://..."
@@ -98,12 +102,29 @@ class Database:
         self._readers = anyio.CapacityLimiter(pool_size)
         self._inline: InlineSqlite | None = None
         self._checkpointer: Checkpointer | None = None
+        self._adapters: dict[Together, Callable[..., Any]] = {}
         if self.dialect == "sqlite" and path and path != ":memory:":
             self._inline = InlineSqlite(path, self._thread_write_together, self._rang)
             self._checkpointer = Checkpointer(path)
 
     def _thread_write_together(self, fn: Together, args: tuple[Any, ...]) -> Any:
-        return self._writer.write(fn, args, together=True)
+        return self._writer.write(self._on_thread(fn), args, together=True)
+
+    def _on_thread(self, fn: Together) -> Callable[..., Any]:
+        """`fn` as the writer thread runs it (one adapter per function: the writer batches
+        writes of the same function together)."""
+        adapter = self._adapters.get(fn)
+        if adapter is None:
+
+            def adapter(conn: sa.Connection, items: list[tuple[Any, ...]]) -> Any:
+                executor = SyncExecutor(conn.connection.driver_connection, self.dialect)
+                outcomes = drive(fn(executor, items))
+                if executor.woken:
+                    self.wake(conn)
+                return outcomes
+
+            self._adapters[fn] = adapter
+        return adapter
 
     async def write(
         self, fn: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -115,17 +136,19 @@ class Database:
 
     async def write_together(self, fn: Together, *args: Any) -> Any:
         """Run `args` in the next write batch, together with the other writes of `fn` there:
-        `fn(connection, [args, ...])` returns `(ok, value or exception)` for each. `fn` uses
-        only `raw` statements: on SQLite it runs on the event loop (see `inline`)."""
+        `await fn(executor, [args, ...])` gives `(ok, value or exception)` for each. On SQLite
+        it runs on the event loop (see `inline`), elsewhere on the writer thread."""
         if self._inline is not None:
             assert self._checkpointer is not None  # noqa: S101 - made with the inline path
             self._checkpointer.start()
             return await self._inline.write_together(fn, args)
-        return await self._writer.write(fn, args, together=True)
+        if self._pg is not None:
+            return await self._pg.write_together(fn, args)
+        return await self._thread_write_together(fn, args)
 
-    async def read_raw(self, fn: Callable[..., T], *args: Any) -> T:
-        """`read` for a function of `raw` statements only: on SQLite it runs on the event loop
-        (a reader thread when SQLite reports busy)."""
+    async def read_hot(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """`await fn(executor, *args)` in one snapshot: on SQLite on the event loop (a reader
+        thread when SQLite reports busy), elsewhere on a reader thread."""
         if self._inline is not None:
             try:
                 result: T = self._inline.read(fn, *args)
@@ -133,13 +156,18 @@ class Database:
                 pass
             else:
                 return result
-        return await self.read(fn, *args)
+        if self._pg is not None:
+            found: T = await self._pg.read(fn, *args)
+            return found
 
-    def wake(self, conn: sa.Connection | InlineConn) -> None:
+        def on_thread(conn: sa.Connection) -> T:
+            return drive(fn(SyncExecutor(conn.connection.driver_connection, self.dialect), *args))
+
+        return await self.read(on_thread)
+
+    def wake(self, conn: sa.Connection) -> None:
         """Within a write: wake idle workers once this write has committed."""
-        if isinstance(conn, InlineConn):
-            conn.wake()
-        elif self.dialect == "postgresql":
+        if self.dialect == "postgresql":
             if not conn.info.get("notified"):
                 conn.exec_driver_sql(f"NOTIFY {CHANNEL}")  # one per transaction is enough
                 conn.info["notified"] = True
@@ -179,6 +207,8 @@ class Database:
             self._inline.close()
         if self._listener is not None:
             await self._listener.close()
+        if self._pg is not None:
+            await self._pg.close()
         if self._doorbell is not None:
             self._doorbell.close()
         self._write_engine.dispose()

@@ -22,8 +22,10 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+from openimagine.store.sql.executor import Executor, SyncExecutor, drive
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +36,6 @@ _PRAGMAS = (
     "PRAGMA busy_timeout=0",  # never wait on the loop: hand the work to a thread instead
     "PRAGMA wal_autocheckpoint=0",  # the Checkpointer's job
 )
-
-
-class InlineConn:
-    """A driver connection as the raw statements take it (see `raw.execute`)."""
-
-    def __init__(self, driver: sqlite3.Connection) -> None:
-        self.driver = driver
-        self.dialect_name = "sqlite"
-        self.woken = False
-
-    def wake(self) -> None:
-        """Ring the doorbell once this batch commits."""
-        self.woken = True
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -60,7 +49,8 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
-Together = Callable[[Any, list[tuple[Any, ...]]], list[tuple[bool, Any]]]
+# A hot write: `fn(executor, [args, ...])` → `(ok, value or exception)` for each.
+Together = Callable[[Executor, list[tuple[Any, ...]]], Coroutine[Any, Any, list[tuple[bool, Any]]]]
 
 
 def _settle(batch: list[Any], outcomes: list[tuple[bool, Any]]) -> None:
@@ -121,7 +111,7 @@ class InlineSqlite:
             else:
                 _settle(batch, [(False, exc)] * len(batch))
             return
-        session = InlineConn(conn)
+        session = SyncExecutor(conn, "sqlite")
         try:
             outcomes = self._run(session, batch)
             conn.execute("COMMIT")
@@ -137,7 +127,7 @@ class InlineSqlite:
         _settle(batch, outcomes)
 
     @staticmethod
-    def _run(session: InlineConn, batch: list[Any]) -> list[tuple[bool, Any]]:
+    def _run(session: SyncExecutor, batch: list[Any]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         start = 0
         while start < len(batch):  # runs of the same function, each called once
@@ -145,7 +135,7 @@ class InlineSqlite:
             end = start
             while end < len(batch) and batch[end][0] is fn:
                 end += 1
-            outcomes.extend(fn(session, [item[1] for item in batch[start:end]]))
+            outcomes.extend(drive(fn(session, [item[1] for item in batch[start:end]])))
             start = end
         return outcomes
 
@@ -167,16 +157,16 @@ class InlineSqlite:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def read(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """`fn(conn, *args)` in one snapshot, now; `BlockingIOError` if SQLite says busy (the
-        caller then reads on a thread)."""
+    def read(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
+        """`fn(executor, *args)` in one snapshot, now; `BlockingIOError` if SQLite says busy
+        (the caller then reads on a thread)."""
         if self._reader is None:
             self._reader = _connect(self.path)
         conn = self._reader
         try:
             conn.execute("BEGIN")
             try:
-                return fn(InlineConn(conn), *args)
+                return drive(fn(SyncExecutor(conn, "sqlite"), *args))
             finally:
                 conn.execute("ROLLBACK")
         except sqlite3.OperationalError as exc:

@@ -30,21 +30,20 @@ class SqlJobs:
     async def create(self, new: NewJob) -> tuple[Job, list[Result], bool]:
         """Insert a job and its results; idempotent on (task_uuid, request_hash, owner).
         Idle workers are woken once it commits."""
-        db = self._ctx.db
-        created: tuple[Job, list[Result], bool] = await db.write_together(
-            submits.create, new, self._ctx.now(), db.wake
+        created: tuple[Job, list[Result], bool] = await self._ctx.db.write_together(
+            submits.create, new, self._ctx.now()
         )
         return created
 
     async def get(self, task_uuid: str, owner: str | None) -> tuple[Job, list[Result]] | None:
         """A job and its results (owner None: any owner), in one statement."""
-        return await self._ctx.db.read_raw(submits.get, task_uuid, owner)
+        return await self._ctx.db.read_hot(submits.get, task_uuid, owner)
 
     async def position(self, job: Job) -> int | None:
         """How many jobs are claimed before `job` (None unless it is queued)."""
         if job.status is not JobStatus.QUEUED:
             return None
-        return await self._ctx.db.read_raw(submits.position, job.seq)
+        return await self._ctx.db.read_hot(submits.position, job.seq)
 
     async def finished_result(self, video_uuid: str) -> Result | None:
         """A finished result by its videoUUID."""

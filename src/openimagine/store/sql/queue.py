@@ -133,7 +133,7 @@ class SqlQueue:
         await self._ctx.db.write(_finish, task_uuid, token, values, deliveries, now)
 
     async def release(self, task_uuid: str, token: str) -> None:
-        """Hand a running job back to the queue, first in line, without spending an
+        """Hand a running job back to the queue, at its own place, without spending an
         attempt."""
         await self._ctx.db.write(_release, task_uuid, token)
 
@@ -197,23 +197,20 @@ def _beat(conn: sa.Connection, task_uuid: str, token: str, values: dict[str, Any
 
 
 def _release(conn: sa.Connection, task_uuid: str, token: str) -> None:
-    """Back to the queue, ahead of every queued job: its number becomes one before the head
-    (or the last one handed out, when nothing is queued)."""
-    head = raw.execute(
-        conn,
-        "SELECT COALESCE((SELECT min(seq) FROM jobs WHERE status = 'queued'),"
-        " (SELECT next_seq FROM queue_counter WHERE id = 1)) - 1",
-    ).fetchone()[0]
+    """Back to the queue at its own place (its number is no longer a hole)."""
     values = {
         "status": JobStatus.QUEUED.value,
         "attempts": _Raw("attempts - 1"),
         "lease_owner": None,
         "lease_token": None,
         "lease_expires_at": None,
-        "seq": head,
     }
     _fence(conn, task_uuid, token, values)
-    raw.execute(conn, "DELETE FROM queue_holes WHERE seq = :s", {"s": head})
+    raw.execute(
+        conn,
+        "DELETE FROM queue_holes WHERE seq = (SELECT seq FROM jobs WHERE task_uuid = :t)",
+        {"t": task_uuid},
+    )
 
 
 def _complete(
@@ -253,11 +250,13 @@ _REAPABLE = (
     "SELECT task_uuid, cancel_requested, results_plan FROM jobs WHERE status = 'running' "
     "AND lease_expires_at < :now AND (attempts >= max_attempts OR cancel_requested = true)"
 )
-_HEAD_OR_NEXT = (
-    "COALESCE((SELECT min(seq) FROM jobs WHERE status = 'queued'),"
-    " (SELECT next_seq FROM queue_counter WHERE id = 1))"
+# Holes below every queued or running job can matter to no place any more (a running job
+# may come back at its own number: `release`). With neither, they are kept.
+_PASSED = (
+    "SELECT min(m) FROM (SELECT min(seq) AS m FROM jobs WHERE status = 'queued'"
+    " UNION ALL SELECT min(seq) FROM jobs WHERE status = 'running') AS heads"
 )
-_STALE_HOLES = f"SELECT 1 FROM queue_holes WHERE seq < {_HEAD_OR_NEXT} LIMIT 1"  # noqa: S608
+_STALE_HOLES = f"SELECT 1 FROM queue_holes WHERE seq < ({_PASSED}) LIMIT 1"  # noqa: S608
 
 
 def _chores(conn: sa.Connection, now: float) -> tuple[bool, bool]:
@@ -266,7 +265,7 @@ def _chores(conn: sa.Connection, now: float) -> tuple[bool, bool]:
 
 
 def _reap(conn: sa.Connection, now: float) -> int:
-    raw.execute(conn, f"DELETE FROM queue_holes WHERE seq < {_HEAD_OR_NEXT}")  # noqa: S608
+    raw.execute(conn, f"DELETE FROM queue_holes WHERE seq < ({_PASSED})")  # noqa: S608
     rows = raw.execute(conn, _REAPABLE, {"now": now}).fetchall()
     for task_uuid, canceled, plan in rows:
         status, why = reaped(bool(canceled))

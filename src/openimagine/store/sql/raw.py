@@ -13,21 +13,15 @@ together as the domain's `Result`s.
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 from openimagine.domain.jobs import Job, JobStatus, NewJob, Result, ResultStatus
 from openimagine.store.sql.codec import spec_from_json
-
-if TYPE_CHECKING:
-    from openimagine.store.sql.inline import InlineConn
-
-_PARAM = re.compile(r"(?<![:\w]):([a-z_0-9]+)")
+from openimagine.store.sql.executor import SyncExecutor, dialect_sql
 
 JOB_COLUMNS = (
     "task_uuid", "owner", "task_type", "request", "request_hash", "status", "attempts",
@@ -54,21 +48,16 @@ JOB_SELECT = f"SELECT {columns(JOB_COLUMNS)} FROM jobs"  # noqa: S608 - constant
 RESULT_SELECT = f"SELECT {columns(RESULT_COLUMNS)} FROM results"  # noqa: S608
 
 
-@functools.cache
-def _text(sql: str, dialect: str) -> str:
-    return _PARAM.sub(r"%(\1)s", sql) if dialect == "postgresql" else sql
-
-
-Conn = Union[sa.Connection, "InlineConn"]
-
-
-def execute(conn: Conn, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+def execute(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
     """Run `sql` on the connection's driver; returns the driver's cursor."""
-    if isinstance(conn, sa.Connection):
-        driver = conn.connection.driver_connection
-        assert driver is not None  # noqa: S101 - a checked-out connection has its driver
-        return driver.execute(_text(sql, conn.dialect.name), params or {})
-    return conn.driver.execute(_text(sql, conn.dialect_name), params or {})
+    driver = conn.connection.driver_connection
+    assert driver is not None  # noqa: S101 - a checked-out connection has its driver
+    return driver.execute(dialect_sql(sql, conn.dialect.name), params or {})
+
+
+def executor(conn: sa.Connection) -> SyncExecutor:
+    """The hot path's executor over a SQLAlchemy connection (on a thread)."""
+    return SyncExecutor(conn.connection.driver_connection, conn.dialect.name)
 
 
 def plan_json(new: NewJob) -> str:

@@ -105,7 +105,7 @@ def fail_pending(
     )  # fmt: skip
 
 
-def add_hole(conn: raw.Conn, seq: int) -> None:
+def add_hole(conn: sa.Connection, seq: int) -> None:
     """Record that `seq` left the queue out of order (or was never used)."""
     raw.execute(
         conn, "INSERT INTO queue_holes (seq) VALUES (:s) ON CONFLICT DO NOTHING", {"s": seq}

@@ -1,18 +1,19 @@
-"""The statements of every submit and poll, on the driver directly (see `raw`): a batch of
-jobs inserted with their queue numbers, a job read with its results in one statement, and a
-queued job's place from the head of the queue."""
+"""The statements of every submit and poll (see `executor`): a batch of jobs inserted with
+their queue numbers, a job read with its results in one statement, and a queued job's place
+from the head of the queue."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from openimagine.domain.jobs import Job, JobStatus, NewJob, Result
 from openimagine.errors import Conflict
 from openimagine.store.sql import raw
 from openimagine.store.sql.codec import spec_json
-from openimagine.store.sql.shared import add_hole
+from openimagine.store.sql.executor import Executor
 
 _JOB_ROW = (
     "(:task_uuid_{i}, :owner_{i}, :task_type_{i}, :model_{i}, :request_{i}, :request_hash_{i},"
@@ -26,6 +27,36 @@ INSERT INTO jobs (task_uuid, owner, task_type, model, request, request_hash, sta
 VALUES {rows}
 ON CONFLICT (task_uuid) DO NOTHING RETURNING task_uuid
 """
+# perf: on PostgreSQL a batch is one statement in its own implicit transaction (one round trip
+# and one commit): the rows travel as one JSON parameter of a text that never changes (psycopg
+# converts, and the server plans, one statement whatever the batch size); queue numbers come
+# from the sequence, unused ones become holes, and workers are notified when it commits.
+_PG_CREATE = """
+WITH r AS (
+    SELECT x.*, nextval('queue_seq') AS seq
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(i int, task_uuid text, owner text,
+        task_type text, model text, request text, request_hash text, max_attempts int,
+        number_results int, created_at double precision, results_plan text)
+),
+ins AS (
+    INSERT INTO jobs (task_uuid, owner, task_type, model, request, request_hash, status,
+        priority, attempts, max_attempts, progress, cancel_requested, number_results,
+        created_at, seq, results_plan)
+    SELECT task_uuid, owner, task_type, model, request, request_hash, 'queued', 0, 0,
+        max_attempts, 0, false, number_results, created_at, seq, results_plan
+    FROM r
+    ON CONFLICT (task_uuid) DO NOTHING
+    RETURNING seq
+),
+holes AS (
+    INSERT INTO queue_holes (seq)
+    SELECT r.seq FROM r WHERE r.seq NOT IN (SELECT seq FROM ins)
+    ON CONFLICT DO NOTHING
+)
+SELECT r.seq, r.seq IN (SELECT seq FROM ins),
+    (SELECT pg_notify('openimagine_jobs', '') WHERE EXISTS (SELECT 1 FROM ins))
+FROM r ORDER BY r.i
+"""
 _RESERVE = "UPDATE queue_counter SET next_seq = next_seq + :n WHERE id = 1 RETURNING next_seq"
 _SELECT_JOB = f"""
 SELECT {raw.columns(raw.JOB_COLUMNS, "j")}, {raw.columns(raw.RESULT_COLUMNS, "r")}
@@ -35,7 +66,9 @@ WHERE j.task_uuid = :task_uuid ORDER BY r.idx
 _HEAD = "SELECT min(seq) FROM jobs WHERE status = 'queued'"
 _HOLES = "SELECT count(*) FROM queue_holes WHERE seq >= :head AND seq < :seq"
 
-Creation = tuple[NewJob, float, Callable[[raw.Conn], None]]
+_HOLE = "INSERT INTO queue_holes (seq) VALUES (:s) ON CONFLICT DO NOTHING"
+
+Creation = tuple[NewJob, float]
 
 
 @functools.cache
@@ -43,32 +76,58 @@ def _values(template: str, n: int) -> str:
     return ", ".join(template.format(i=i) for i in range(n))
 
 
-def create(conn: raw.Conn, creations: list[Creation]) -> list[tuple[bool, Any]]:
-    """Insert the jobs of a batch of submits in one statement, each with the next queue
-    number. A task UUID that exists already gives the stored job when it is the same request
-    from the same owner, else `Conflict`; its unused number becomes a hole."""
-    n = len(creations)
-    base = raw.execute(conn, _RESERVE, {"n": n}).fetchone()[0] - n
-    params: dict[str, Any] = {}
-    for i, (new, now, _wake) in enumerate(creations):
-        params.update(_job_params(new, now, base + i, i))
-    sql = _INSERT_JOBS.format(rows=_values(_JOB_ROW, n))
-    inserted = {row[0] for row in raw.execute(conn, sql, params).fetchall()}
+async def create(ex: Executor, creations: list[Creation]) -> list[tuple[bool, Any]]:
+    """Insert the jobs of a batch of submits, each with the next queue number. A task UUID
+    that exists already gives the stored job when it is the same request from the same owner,
+    else `Conflict`; its unused number becomes a hole."""
+    if ex.dialect == "postgresql":
+        return await _create_pg(ex, creations)
+    seqs = await _reserve(ex, len(creations))
+    sql, params = _INSERT_JOBS.format(rows=_values(_JOB_ROW, len(creations))), {}
+    for i, ((new, now), seq) in enumerate(zip(creations, seqs, strict=True)):
+        params.update({f"{k}_{i}": v for k, v in _job_row(new, now, seq).items()})
+    inserted = {row[0] for row in await ex.fetchall(sql, params)}
     if inserted:
-        creations[0][2](conn)  # wake the workers once this batch commits
+        ex.wake()
     outcomes: list[tuple[bool, Any]] = []
-    for i, (new, now, _wake) in enumerate(creations):
+    for (new, now), seq in zip(creations, seqs, strict=True):
         if new.task_uuid in inserted:
             inserted.discard(new.task_uuid)  # a second submit of it in this batch finds it
-            outcomes.append((True, (_new_job(new, now, base + i), _new_results(new), True)))
+            outcomes.append((True, (_new_job(new, now, seq), _new_results(new), True)))
         else:
-            add_hole(conn, base + i)
-            outcomes.append(_existing(conn, new))
+            await ex.execute(_HOLE, {"s": seq})
+            outcomes.append(await _existing(ex, new))
     return outcomes
 
 
-def _existing(conn: raw.Conn, new: NewJob) -> tuple[bool, Any]:
-    found = get(conn, new.task_uuid, None)
+async def _create_pg(ex: Executor, creations: list[Creation]) -> list[tuple[bool, Any]]:
+    first: dict[str, int] = {}  # a task sent twice in one batch: its first submit inserts
+    rows = []
+    for i, (new, now) in enumerate(creations):
+        if new.task_uuid not in first:
+            first[new.task_uuid] = i
+            rows.append({"i": i, **_job_row(new, now, 0)})
+    sent = await ex.fetchall(_PG_CREATE, {"rows": orjson.dumps(rows).decode()})
+    done = {row["i"]: (int(seq), bool(ok)) for row, (seq, ok, _) in zip(rows, sent, strict=True)}
+    outcomes: list[tuple[bool, Any]] = []
+    for i, (new, now) in enumerate(creations):
+        seq, inserted = done.get(i, (0, False))
+        if inserted:
+            outcomes.append((True, (_new_job(new, now, seq), _new_results(new), True)))
+        else:
+            outcomes.append(await _existing(ex, new))
+    return outcomes
+
+
+async def _reserve(ex: Executor, n: int) -> list[int]:
+    """`n` new queue numbers from the counter row (SQLite: one writer at a time)."""
+    reserved = await ex.fetchone(_RESERVE, {"n": n})
+    assert reserved is not None  # noqa: S101 - the counter row exists (migration 0003)
+    return list(range(int(reserved[0]) - n, int(reserved[0])))
+
+
+async def _existing(ex: Executor, new: NewJob) -> tuple[bool, Any]:
+    found = await get(ex, new.task_uuid, None)
     if found is None:  # deleted meanwhile
         return False, Conflict(f"taskUUID {new.task_uuid} is being deleted.", parameter="taskUUID")
     existing, results = found
@@ -80,25 +139,25 @@ def _existing(conn: raw.Conn, new: NewJob) -> tuple[bool, Any]:
     return True, (existing, results, False)
 
 
-def _job_params(new: NewJob, now: float, seq: int, i: int) -> dict[str, Any]:
+def _job_row(new: NewJob, now: float, seq: int) -> dict[str, Any]:
     return {
-        f"task_uuid_{i}": new.task_uuid,
-        f"owner_{i}": new.owner,
-        f"task_type_{i}": new.task_type,
-        f"model_{i}": new.spec.model,
-        f"request_{i}": spec_json(new.spec),
-        f"request_hash_{i}": new.request_hash,
-        f"max_attempts_{i}": new.max_attempts,
-        f"number_results_{i}": len(new.video_uuids),
-        f"created_at_{i}": now,
-        f"seq_{i}": seq,
-        f"results_plan_{i}": raw.plan_json(new),
-    }
+        "task_uuid": new.task_uuid,
+        "owner": new.owner,
+        "task_type": new.task_type,
+        "model": new.spec.model,
+        "request": spec_json(new.spec),
+        "request_hash": new.request_hash,
+        "max_attempts": new.max_attempts,
+        "number_results": len(new.video_uuids),
+        "created_at": now,
+        "seq": seq,
+        "results_plan": raw.plan_json(new),
+    }  # on PostgreSQL `seq` is ignored: the statement takes it from the sequence
 
 
-def get(conn: raw.Conn, task_uuid: str, owner: str | None) -> tuple[Job, list[Result]] | None:
+async def get(ex: Executor, task_uuid: str, owner: str | None) -> tuple[Job, list[Result]] | None:
     """A job and its results (owner None: any owner)."""
-    rows = raw.execute(conn, _SELECT_JOB, {"task_uuid": task_uuid}).fetchall()
+    rows = await ex.fetchall(_SELECT_JOB, {"task_uuid": task_uuid})
     if not rows:
         return None
     job = raw.job_from(rows[0])
@@ -109,14 +168,15 @@ def get(conn: raw.Conn, task_uuid: str, owner: str | None) -> tuple[Job, list[Re
     return job, raw.merge(task_uuid, raw.plan_from(rows[0][raw.PLAN]), finished)
 
 
-def position(conn: raw.Conn, seq: int) -> int | None:
+async def position(ex: Executor, seq: int) -> int | None:
     """How many queued jobs are claimed before the queued job numbered `seq`: its distance
     from the head of the queue, less the holes between (O(log n) in the queue's length)."""
-    head = raw.execute(conn, _HEAD).fetchone()[0]
+    found = await ex.fetchone(_HEAD)
+    head = None if found is None else found[0]
     if head is None or seq < head:
         return None
-    holes = raw.execute(conn, _HOLES, {"head": head, "seq": seq}).fetchone()[0]
-    return int(seq - head - holes)
+    holes = await ex.fetchone(_HOLES, {"head": head, "seq": seq})
+    return int(seq - head - (holes[0] if holes else 0))
 
 
 def _new_job(new: NewJob, now: float, seq: int) -> Job:

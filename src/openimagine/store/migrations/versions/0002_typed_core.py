@@ -6,6 +6,9 @@
 - `jobs.request` holds the resolved `GenerationJob` (inputs as plain blob keys, the exact
   frame count always set) instead of the request as validated.
 - `ix_jobs_owner` serves the per-key listing of `/v1/videos`.
+- The idempotency hash of text-to-video jobs is recomputed the way submits now compute it, so
+  a client retrying a task sent before the upgrade still gets its acknowledgement (jobs with
+  media inputs keep theirs: their stored request no longer holds the inputs as sent).
 
 Revision ID: 0002
 Revises: 0001
@@ -13,6 +16,7 @@ Revises: 0001
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -46,6 +50,23 @@ def _spec(old: dict[str, Any]) -> dict[str, Any]:
     new["video"] = _blob_key(new["video"])
     new["reference_images"] = [_blob_key(r) for r in new["reference_images"] or []]
     return new
+
+
+# A frozen copy of VideoRequest.fingerprint() at this revision: its fields, in order.
+_REQUEST_FIELDS = (
+    "model", "prompt", "width", "height", "resolution", "duration_s", "output_format",
+    "output_quality", "ttl_s", "number_results", "include_cost", "safety_mode", "webhook_url",
+    "upload_endpoint", "seed", "frame_image", "reference_images", "video",
+)  # fmt: skip
+
+
+def _fingerprint(old: dict[str, Any]) -> str | None:
+    """The new idempotency hash of an old text-to-video request (None for other modes)."""
+    if old.get("mode") != "t2v" or old.get("reference_images"):
+        return None
+    values = {**old, "resolution": None, "reference_images": []}
+    canonical = json.dumps([values.get(k) for k in _REQUEST_FIELDS], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _event(kind: str, payload: str) -> tuple[str, str | None]:
@@ -87,10 +108,18 @@ def upgrade() -> None:
     op.create_index("ix_deliveries_due", "deliveries", ["status", "next_attempt_at"])
     op.create_index("ix_deliveries_task", "deliveries", ["task_uuid"])
 
-    jobs = sa.table("jobs", sa.column("task_uuid", sa.String), sa.column("request", sa.Text))
-    for task_uuid, request in conn.execute(sa.select(jobs.c.task_uuid, jobs.c.request)).all():
-        spec = json.dumps(_spec(json.loads(request)), sort_keys=True, separators=(",", ":"))
-        conn.execute(jobs.update().where(jobs.c.task_uuid == task_uuid).values(request=spec))
+    jobs = sa.table(
+        "jobs",
+        sa.column("task_uuid", sa.String),
+        sa.column("request", sa.Text),
+        sa.column("request_hash", sa.String),
+    )
+    rows = conn.execute(sa.select(jobs.c.task_uuid, jobs.c.request, jobs.c.request_hash)).all()
+    for task_uuid, request, request_hash in rows:
+        old = json.loads(request)
+        spec = json.dumps(_spec(old), sort_keys=True, separators=(",", ":"))
+        values = {"request": spec, "request_hash": _fingerprint(old) or request_hash}
+        conn.execute(jobs.update().where(jobs.c.task_uuid == task_uuid).values(**values))
     op.create_index("ix_jobs_owner", "jobs", ["owner", "created_at"])
 
 

@@ -1,8 +1,9 @@
 """A dense queue order with holes, and result rows only for finished results.
 
-- `jobs.seq`: the claim order (dense enqueue numbers from `queue_counter`); numbers that left
-  the queue out of order are kept in `queue_holes`, so a queued job's place is computed from
-  the head of the queue in O(log n) instead of counting the queue.
+- `jobs.seq`: the claim order (enqueue numbers from `queue_counter` on SQLite, from the
+  sequence `queue_seq` on PostgreSQL); numbers of jobs that left the queue (claimed,
+  canceled, deleted) or were never used are kept in `queue_holes`, so a queued job's place is
+  computed from the head of the queue in O(log n) instead of counting the queue.
 - `jobs.results_plan`: each result's [videoUUID, seed, cost], fixed at submit; the `results`
   table keeps rows of finished results only, so a submit writes a single row.
 - `ix_jobs_queue` (status, seq) replaces `ix_jobs_claim`: jobs are claimed in `seq` order (the
@@ -73,6 +74,12 @@ def upgrade() -> None:
         )
     conn.execute(sa.text("INSERT INTO queue_counter (id, next_seq) VALUES (1, :n)"),
                  {"n": len(ordered) + 1})  # fmt: skip
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(f"CREATE SEQUENCE queue_seq START WITH {len(ordered) + 1}"))
+    # Running jobs were claimed: their numbers are holes in the queue.
+    conn.execute(
+        sa.text("INSERT INTO queue_holes (seq) SELECT seq FROM jobs WHERE status = 'running'")
+    )
     conn.execute(results.delete().where(results.c.status == "processing"))
     op.drop_index("ix_jobs_claim", table_name="jobs")
     op.create_index("ix_jobs_queue", "jobs", ["status", "seq"])
