@@ -52,7 +52,9 @@ class WorkerSettings(BaseModel):
         "it at once (LISTEN/NOTIFY on PostgreSQL, a doorbell socket on SQLite).",
     )
     max_attempts: int = Field(default=3, ge=1)
-    progress_interval_s: float = 0.25
+    progress_interval_s: float = Field(
+        default=0.5, gt=0, description="How often a running job's progress is written."
+    )
     encode_threads: int = Field(default=2, ge=1)
 
 

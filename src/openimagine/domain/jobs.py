@@ -125,6 +125,40 @@ class NewJob:
     seeds: Sequence[int]
     costs: Sequence[float]
 
+    def queued(self, now: float, seq: int) -> Job:
+        """The job as inserted: queued at `now` with queue number `seq`."""
+        return Job(
+            task_uuid=self.task_uuid,
+            owner=self.owner,
+            task_type=self.task_type,
+            spec=self.spec,
+            request_hash=self.request_hash,
+            status=JobStatus.QUEUED,
+            attempts=0,
+            max_attempts=self.max_attempts,
+            progress=0,
+            cancel_requested=False,
+            number_results=len(self.video_uuids),
+            created_at=now,
+            started_at=None,
+            finished_at=None,
+            lease_owner=None,
+            lease_token=None,
+            lease_expires_at=None,
+            error_code=None,
+            error_message=None,
+            seq=seq,
+        )
+
+    def pending_results(self) -> list[Result]:
+        """Its results, each processing with its videoUUID, seed and cost."""
+        plan = zip(self.video_uuids, self.seeds, self.costs, strict=True)
+        return [
+            Result(video, self.task_uuid, i, seed, ResultStatus.PROCESSING, None, None, None,
+                   cost, None, None, None, None, None)
+            for i, (video, seed, cost) in enumerate(plan)
+        ]  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class ResultUpdate:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 import time
@@ -66,7 +67,11 @@ class WorkerPool:
         return [p.pid for p in self._procs.values() if p.pid is not None and p.is_alive()]
 
     def _watch(self) -> None:
-        while not self._stopping.wait(0.5):
+        # perf: wait on the processes' sentinels rather than waking to look: a wake-up on a
+        # machine whose cores the workers' torch threads fill stalls them (OpenMP barriers).
+        while not self._stopping.is_set():
+            sentinels = [p.sentinel for p in self._procs.values()]
+            multiprocessing.connection.wait(sentinels, timeout=5.0)
             for index, proc in list(self._procs.items()):
                 if not proc.is_alive() and not self._stopping.is_set():
                     log.warning(

@@ -39,30 +39,9 @@ class MemoryJobs:
                     parameter="taskUUID",
                 )
             return existing, self._s.results_of(new.task_uuid), False
-        job = Job(
-            task_uuid=new.task_uuid,
-            owner=new.owner,
-            task_type=new.task_type,
-            spec=new.spec,
-            request_hash=new.request_hash,
-            status=JobStatus.QUEUED,
-            attempts=0,
-            max_attempts=new.max_attempts,
-            progress=0,
-            cancel_requested=False,
-            number_results=len(new.video_uuids),
-            created_at=self._s.clock(),
-            seq=self._s.arrivals + 1,
-            started_at=None,
-            finished_at=None,
-            lease_owner=None,
-            lease_token=None,
-            lease_expires_at=None,
-            error_code=None,
-            error_message=None,
-        )
+        job = new.queued(self._s.clock(), self._s.arrivals + 1)
         self._s.jobs[job.task_uuid] = job
-        self._s.results[job.task_uuid] = _results(new)
+        self._s.results[job.task_uuid] = new.pending_results()
         self._s.arrivals += 1
         return job, self._s.results_of(job.task_uuid), True
 
@@ -288,28 +267,3 @@ class MemoryQueue:
             self._s.fail_pending(job.task_uuid, why.code, why.message)
             count += 1
         return count
-
-
-def _results(new: NewJob) -> list[Result]:
-    """A new job's results, each processing with its videoUUID, seed and cost."""
-    return [
-        Result(
-            video_uuid=video_uuid,
-            task_uuid=new.task_uuid,
-            index=i,
-            seed=seed,
-            status=ResultStatus.PROCESSING,
-            blob_key=None,
-            content_type=None,
-            size_bytes=None,
-            cost=cost,
-            nsfw=None,
-            error_code=None,
-            error_message=None,
-            completed_at=None,
-            expires_at=None,
-        )
-        for i, (video_uuid, seed, cost) in enumerate(
-            zip(new.video_uuids, new.seeds, new.costs, strict=True)
-        )
-    ]

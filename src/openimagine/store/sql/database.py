@@ -104,8 +104,10 @@ class Database:
         self._checkpointer: Checkpointer | None = None
         self._adapters: dict[Together, Callable[..., Any]] = {}
         if self.dialect == "sqlite" and path and path != ":memory:":
-            self._inline = InlineSqlite(path, self._thread_write_together, self._rang)
             self._checkpointer = Checkpointer(path)
+            self._inline = InlineSqlite(
+                path, self._thread_write_together, self._rang, self._checkpointer.nudge
+            )
 
     def _thread_write_together(self, fn: Together, args: tuple[Any, ...]) -> Any:
         return self._writer.write(self._on_thread(fn), args, together=True)

@@ -70,6 +70,7 @@ class InlineSqlite:
         path: The database file.
         fallback_write: Runs a `together` write on the writer thread (awaitable).
         after_commit: Called after a batch that woke workers has committed.
+        committed: Called after every commit (the checkpointer's nudge).
     """
 
     def __init__(
@@ -77,10 +78,12 @@ class InlineSqlite:
         path: str,
         fallback_write: Callable[[Together, tuple[Any, ...]], Any],
         after_commit: Callable[[], None],
+        committed: Callable[[], None],
     ) -> None:
         self.path = path
         self._fallback_write = fallback_write
         self._after_commit = after_commit
+        self._committed = committed
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._pending: list[tuple[Together, tuple[Any, ...], asyncio.Future[Any]]] = []
@@ -122,6 +125,7 @@ class InlineSqlite:
                 self._detour(batch)
                 return
             outcomes = [(False, exc)] * len(batch)
+        self._committed()
         if session.woken:
             self._after_commit()
         _settle(batch, outcomes)
@@ -184,14 +188,20 @@ class InlineSqlite:
 
 class Checkpointer:
     """Copies the WAL back into the database file from a background thread, when it has grown
-    past `wal_bytes`, so that no commit on the event loop pays for it."""
+    past `wal_bytes`, so that no commit on the event loop pays for it. It looks only after
+    commits (`nudge`), at most every `every_s`: an idle server wakes nobody."""
 
     def __init__(self, path: str, wal_bytes: int = 8 << 20, every_s: float = 0.5) -> None:
         self.path = path
         self.wal_bytes = wal_bytes
         self.every_s = every_s
         self._stop = threading.Event()
+        self._nudged = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def nudge(self) -> None:
+        """Something was committed: look at the WAL soon."""
+        self._nudged.set()
 
     def start(self) -> None:
         """Begin (idempotent)."""
@@ -206,6 +216,10 @@ class Checkpointer:
         conn.execute("PRAGMA busy_timeout=5000")
         try:
             while not self._stop.wait(self.every_s):
+                self._nudged.wait()
+                self._nudged.clear()
+                if self._stop.is_set():
+                    return
                 try:
                     if os.path.getsize(self.path + "-wal") > self.wal_bytes:
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -217,6 +231,7 @@ class Checkpointer:
     def stop(self) -> None:
         """Stop and wait for the thread."""
         self._stop.set()
+        self._nudged.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None

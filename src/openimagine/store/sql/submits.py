@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from openimagine.domain.jobs import Job, JobStatus, NewJob, Result
+from openimagine.domain.jobs import Job, NewJob, Result
 from openimagine.errors import Conflict
 from openimagine.store.sql import raw
 from openimagine.store.sql.codec import spec_json
@@ -93,7 +93,7 @@ async def create(ex: Executor, creations: list[Creation]) -> list[tuple[bool, An
     for (new, now), seq in zip(creations, seqs, strict=True):
         if new.task_uuid in inserted:
             inserted.discard(new.task_uuid)  # a second submit of it in this batch finds it
-            outcomes.append((True, (_new_job(new, now, seq), _new_results(new), True)))
+            outcomes.append((True, (new.queued(now, seq), new.pending_results(), True)))
         else:
             await ex.execute(_HOLE, {"s": seq})
             outcomes.append(await _existing(ex, new))
@@ -113,7 +113,7 @@ async def _create_pg(ex: Executor, creations: list[Creation]) -> list[tuple[bool
     for i, (new, now) in enumerate(creations):
         seq, inserted = done.get(i, (0, False))
         if inserted:
-            outcomes.append((True, (_new_job(new, now, seq), _new_results(new), True)))
+            outcomes.append((True, (new.queued(now, seq), new.pending_results(), True)))
         else:
             outcomes.append(await _existing(ex, new))
     return outcomes
@@ -177,34 +177,3 @@ async def position(ex: Executor, seq: int) -> int | None:
         return None
     holes = await ex.fetchone(_HOLES, {"head": head, "seq": seq})
     return int(seq - head - (holes[0] if holes else 0))
-
-
-def _new_job(new: NewJob, now: float, seq: int) -> Job:
-    """The row `create` inserted, as a read would return it."""
-    return Job(
-        task_uuid=new.task_uuid,
-        owner=new.owner,
-        task_type=new.task_type,
-        spec=new.spec,
-        request_hash=new.request_hash,
-        status=JobStatus.QUEUED,
-        attempts=0,
-        max_attempts=new.max_attempts,
-        progress=0,
-        cancel_requested=False,
-        number_results=len(new.video_uuids),
-        created_at=now,
-        started_at=None,
-        finished_at=None,
-        lease_owner=None,
-        lease_token=None,
-        lease_expires_at=None,
-        error_code=None,
-        error_message=None,
-        seq=seq,
-    )
-
-
-def _new_results(new: NewJob) -> list[Result]:
-    plan = list(zip(new.video_uuids, new.seeds, new.costs, strict=True))
-    return raw.merge(new.task_uuid, plan, ())
