@@ -20,11 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
-
 from bench.common import THREADS, build_checkpoint, machine, our_server, verdict, vm_hwm_kib
 from bench.direct import Case
-from bench.e2e import KEY, server_env, via_server
+from bench.e2e import KEY, Poller, server_env, via_server
 
 CASE = Case(1280, 720, 15)
 TARGET = 1.2
@@ -86,8 +84,9 @@ def main() -> None:
             server.wait_ready()
             (pid,) = server.worker_pids()
             ready = vm_hwm_kib(pid)
-            with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as client:
-                seconds, _ = via_server(client, server.base, case)
+            poller = Poller(server.port, KEY)
+            seconds, _ = via_server(poller, case)
+            poller.close()
             peak = vm_hwm_kib(pid)
         finally:
             server.stop()

@@ -159,9 +159,11 @@ class JobRunner:
                 raise Canceled
 
         params = GenerationParams(spec.prompt, grid, spec.fps, result.seed)
+        t0 = time.perf_counter()
         conditioning = load_conditioning(spec, self.blobs, grid)
         clip = self.backend.generate(params, on_step, state.stop.is_set, conditioning)
         del conditioning
+        t1 = time.perf_counter()
         target = Target(
             width=spec.width,
             height=spec.height,
@@ -182,6 +184,13 @@ class JobRunner:
             size = self.blobs.put_file(key, path)
         finally:
             path.unlink(missing_ok=True)
+        log.info(
+            "%s result %d: generated in %.2f s, rendered and stored in %.2f s",
+            result.task_uuid,
+            result.index,
+            t1 - t0,
+            time.perf_counter() - t1,
+        )
         return ResultUpdate(
             video_uuid=result.video_uuid,
             blob_key=key,
