@@ -27,10 +27,11 @@ async def _submit(store: TaskStore, share: list[NewJob]) -> None:
 
 async def _poll(store: TaskStore, jobs: list[NewJob], done: asyncio.Event) -> None:
     while not done.is_set():
-        found = await store.jobs.get(random.choice(jobs).task_uuid, "k1")
+        found = await store.jobs.get_placed(random.choice(jobs).task_uuid, "k1")
         if found is not None:
-            place = await store.jobs.position(found[0])
+            place = found[2]
             assert place is None or 0 <= place < TASKS
+            assert (place is None) == (found[0].status is not JobStatus.QUEUED)
         await asyncio.sleep(0)
 
 
@@ -105,7 +106,8 @@ async def test_places_are_exact_once_concurrent_submits_have_landed(
                 if found[0].status is JobStatus.QUEUED:
                     queued.append(found[0])
         queued.sort(key=lambda job: job.seq)
-        assert [await store.jobs.position(job) for job in queued] == list(range(len(queued)))
+        places = [await store.jobs.get_placed(job.task_uuid, None) for job in queued]
+        assert [p and p[2] for p in places] == list(range(len(queued)))
     finally:
         for handle in handles:
             if handle is not store:

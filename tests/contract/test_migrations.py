@@ -141,8 +141,8 @@ async def test_jobs_and_deliveries_of_0_1_survive_the_upgrade(url: str):
         [result] = got[1]  # its unfinished result now lives in the job's plan
         assert (result.video_uuid, result.seed, result.cost) == (video, 7, 0.404)
         assert result.status is ResultStatus.PROCESSING
-        places = sorted([await store.jobs.position(got[0]), await store.jobs.position(
-            (await store.jobs.get(t2v, None) or got)[0])])  # fmt: skip
+        placed = [await store.jobs.get_placed(task, None) for task in (got[0].task_uuid, t2v)]
+        places = sorted(p[2] for p in placed if p is not None and p[2] is not None)
         assert places == [0, 1]  # both queued, numbered by age
         plain = await store.jobs.get(t2v, "k1")
         assert plain is not None and plain[0].spec.num_frames == 48  # 2 s at 24 fps

@@ -278,9 +278,9 @@ async def test_api_keys(store: TaskStore):
 
 
 async def place(store: TaskStore, nj: NewJob) -> int | None:
-    found = await store.jobs.get(nj.task_uuid, None)
+    found = await store.jobs.get_placed(nj.task_uuid, None)
     assert found is not None
-    return await store.jobs.position(found[0])
+    return found[2]
 
 
 async def test_queued_jobs_know_their_place(store: TaskStore):

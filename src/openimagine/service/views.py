@@ -42,11 +42,10 @@ class JobViews:
 
     async def load(self, task_uuid: str, owner: str | None) -> JobView | None:
         """A job's whole view, with its queue place; None when the owner has no such job."""
-        found = await self.jobs.get(task_uuid, owner)
+        found = await self.jobs.get_placed(task_uuid, owner)
         if found is None:
             return None
-        job, results = found
-        place = await self.jobs.position(job)
+        job, results, place = found
         uploads: dict[str, Delivery] = {}
         if job.spec.upload_endpoint is not None:
             for delivery in await self.jobs.deliveries(task_uuid):

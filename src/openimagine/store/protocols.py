@@ -35,9 +35,11 @@ class JobStore(Protocol):
         """A job and its results (owner None: any owner)."""
         ...
 
-    async def position(self, job: Job) -> int | None:
-        """How many jobs are claimed before `job` (None unless it is queued); the cost does
-        not grow with the length of the queue."""
+    async def get_placed(
+        self, task_uuid: str, owner: str | None
+    ) -> tuple[Job, list[Result], int | None] | None:
+        """`get`, with the job's queue place: how many jobs are claimed before it (None unless
+        it is queued). One read, whose cost does not grow with the length of the queue."""
         ...
 
     async def finished_result(self, video_uuid: str) -> Result | None:

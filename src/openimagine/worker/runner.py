@@ -164,16 +164,7 @@ class JobRunner:
         clip = self.backend.generate(params, on_step, state.stop.is_set, conditioning)
         del conditioning
         t1 = time.perf_counter()
-        target = Target(
-            width=spec.width,
-            height=spec.height,
-            num_frames=spec.num_frames,
-            fps=spec.fps,
-            fmt=spec.output_format,
-            quality=spec.output_quality,
-            threads=self.config.encode_threads,
-            comment=self._comment(spec, result),
-        )
+        target = self._target(spec, result)
         verdict = self._check(clip, target, spec.safety_mode)
         suffix = extension(spec.output_format)
         path = self.blobs.scratch_path(suffix)
@@ -198,6 +189,19 @@ class JobRunner:
             size_bytes=size,
             nsfw=None if verdict is None else verdict.nsfw,
             expires_at=time.time() + spec.ttl_s,
+        )
+
+    def _target(self, spec: GenerationJob, result: Result) -> Target:
+        """The file `result` becomes: the job's exact size, length, rate and format."""
+        return Target(
+            width=spec.width,
+            height=spec.height,
+            num_frames=spec.num_frames,
+            fps=spec.fps,
+            fmt=spec.output_format,
+            quality=spec.output_quality,
+            threads=self.config.encode_threads,
+            comment=self._comment(spec, result),
         )
 
     def _check(self, clip: Clip, target: Target, mode: SafetyMode) -> Verdict | None:

@@ -53,12 +53,17 @@ class MemoryJobs:
         job = self._owned(task_uuid, owner)
         return None if job is None else (job, self._s.results_of(task_uuid))
 
-    async def position(self, job: Job) -> int | None:
-        if job.status is not JobStatus.QUEUED:
+    async def get_placed(
+        self, task_uuid: str, owner: str | None
+    ) -> tuple[Job, list[Result], int | None] | None:
+        job = self._owned(task_uuid, owner)
+        if job is None:
             return None
-        return sum(
-            1 for j in self._s.jobs.values() if j.status is JobStatus.QUEUED and j.seq < job.seq
-        )
+        place = None
+        if job.status is JobStatus.QUEUED:
+            queued = (j for j in self._s.jobs.values() if j.status is JobStatus.QUEUED)
+            place = sum(1 for j in queued if j.seq < job.seq)
+        return job, self._s.results_of(task_uuid), place
 
     async def finished_result(self, video_uuid: str) -> Result | None:
         for results in self._s.results.values():

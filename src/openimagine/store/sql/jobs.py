@@ -39,11 +39,11 @@ class SqlJobs:
         """A job and its results (owner None: any owner), in one statement."""
         return await self._ctx.db.read_hot(submits.get, task_uuid, owner)
 
-    async def position(self, job: Job) -> int | None:
-        """How many jobs are claimed before `job` (None unless it is queued)."""
-        if job.status is not JobStatus.QUEUED:
-            return None
-        return await self._ctx.db.read_hot(submits.position, job.seq)
+    async def get_placed(
+        self, task_uuid: str, owner: str | None
+    ) -> tuple[Job, list[Result], int | None] | None:
+        """A job, its results and its queue place, in one statement."""
+        return await self._ctx.db.read_hot(submits.get_placed, task_uuid, owner)
 
     async def finished_result(self, video_uuid: str) -> Result | None:
         """A finished result by its videoUUID."""

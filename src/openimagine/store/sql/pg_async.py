@@ -16,11 +16,11 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
-from openimagine.store.sql.executor import Row, dialect_sql
+from openimagine.store.sql.executor import Row, dialect_sql, driver_options
 from openimagine.store.sql.wakeup import CHANNEL
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+    from psycopg import AsyncConnection, AsyncCursor
     from psycopg_pool import AsyncConnectionPool
 
     from openimagine.store.sql.inline import Together
@@ -37,19 +37,21 @@ class AsyncPgExecutor:
         self.conn = conn
         self.woken = False
 
+    async def _cursor(self, sql: str, params: Mapping[str, Any] | None) -> AsyncCursor[Any]:
+        options = driver_options(sql, self.dialect)
+        return await self.conn.execute(dialect_sql(sql, self.dialect), params or {}, **options)
+
     async def fetchall(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         """Every row `sql` returns."""
-        cursor = await self.conn.execute(dialect_sql(sql, self.dialect), params or {})
-        return await cursor.fetchall()
+        return await (await self._cursor(sql, params)).fetchall()
 
     async def fetchone(self, sql: str, params: Mapping[str, Any] | None = None) -> Row | None:
         """The first row `sql` returns."""
-        cursor = await self.conn.execute(dialect_sql(sql, self.dialect), params or {})
-        return await cursor.fetchone()
+        return await (await self._cursor(sql, params)).fetchone()
 
     async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run `sql`, which returns no rows."""
-        await self.conn.execute(dialect_sql(sql, self.dialect), params or {})
+        await self._cursor(sql, params)
 
     def wake(self) -> None:
         """`NOTIFY` the workers after the batch's writes."""

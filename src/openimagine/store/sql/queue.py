@@ -19,6 +19,7 @@ from openimagine.domain.deliveries import NewDelivery
 from openimagine.domain.jobs import Claim, JobStatus, Result, ResultStatus, ResultUpdate, reaped
 from openimagine.errors import LeaseLost
 from openimagine.store.sql import raw
+from openimagine.store.sql.executor import Replanned
 from openimagine.store.sql.shared import (
     Context,
     fail_pending,
@@ -40,7 +41,7 @@ UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :work
 WHERE task_uuid = (SELECT task_uuid FROM jobs WHERE {where} {order}{lock})
 RETURNING {columns}
 """
-_PROBE = f"SELECT 1 FROM jobs WHERE ({_QUEUED}) OR ({_EXPIRED}) LIMIT 1"  # noqa: S608
+_PROBE = Replanned(f"SELECT 1 FROM jobs WHERE ({_QUEUED}) OR ({_EXPIRED}) LIMIT 1")  # noqa: S608
 _RESULTS = (
     f"SELECT {raw.columns(raw.RESULT_COLUMNS)} FROM results WHERE task_uuid = :task ORDER BY idx"  # noqa: S608
 )
@@ -54,7 +55,8 @@ WHERE video_uuid = :video_uuid AND task_uuid = :task
 @functools.cache
 def _claim_sql(where: str, dialect: str) -> str:
     lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
-    return _CLAIM.format(where=where, order=_ORDER, lock=lock, columns=raw.columns(raw.JOB_COLUMNS))
+    sql = _CLAIM.format(where=where, order=_ORDER, lock=lock, columns=raw.columns(raw.JOB_COLUMNS))
+    return Replanned(sql)
 
 
 @functools.cache
@@ -246,26 +248,28 @@ def _finish(
     insert_deliveries(conn, task_uuid, new, now)
 
 
-_REAPABLE = (
+_REAPABLE = Replanned(
     "SELECT task_uuid, cancel_requested, results_plan FROM jobs WHERE status = 'running' "
     "AND lease_expires_at < :now AND (attempts >= max_attempts OR cancel_requested = true)"
 )
+_ANY_REAPABLE = Replanned(_REAPABLE + " LIMIT 1")
 # Holes below every queued or running job can matter to no place any more (a running job
 # may come back at its own number: `release`). With neither, they are kept.
 _PASSED = (
     "SELECT min(m) FROM (SELECT min(seq) AS m FROM jobs WHERE status = 'queued'"
     " UNION ALL SELECT min(seq) FROM jobs WHERE status = 'running') AS heads"
 )
-_STALE_HOLES = f"SELECT 1 FROM queue_holes WHERE seq < ({_PASSED}) LIMIT 1"  # noqa: S608
+_STALE_HOLES = Replanned(f"SELECT 1 FROM queue_holes WHERE seq < ({_PASSED}) LIMIT 1")  # noqa: S608
+_DROP_HOLES = Replanned(f"DELETE FROM queue_holes WHERE seq < ({_PASSED})")  # noqa: S608
 
 
 def _chores(conn: sa.Connection, now: float) -> tuple[bool, bool]:
-    reapable = raw.execute(conn, _REAPABLE + " LIMIT 1", {"now": now}).fetchone() is not None
+    reapable = raw.execute(conn, _ANY_REAPABLE, {"now": now}).fetchone() is not None
     return reapable, raw.execute(conn, _STALE_HOLES).fetchone() is not None
 
 
 def _reap(conn: sa.Connection, now: float) -> int:
-    raw.execute(conn, f"DELETE FROM queue_holes WHERE seq < ({_PASSED})")  # noqa: S608
+    raw.execute(conn, _DROP_HOLES)
     rows = raw.execute(conn, _REAPABLE, {"now": now}).fetchall()
     for task_uuid, canceled, plan in rows:
         status, why = reaped(bool(canceled))

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from openimagine.domain.jobs import Job, JobStatus, NewJob, Result, ResultStatus
 from openimagine.store.sql.codec import spec_from_json
-from openimagine.store.sql.executor import SyncExecutor, dialect_sql
+from openimagine.store.sql.executor import SyncExecutor
 
 JOB_COLUMNS = (
     "task_uuid", "owner", "task_type", "request", "request_hash", "status", "attempts",
@@ -52,7 +52,7 @@ def execute(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = No
     """Run `sql` on the connection's driver; returns the driver's cursor."""
     driver = conn.connection.driver_connection
     assert driver is not None  # noqa: S101 - a checked-out connection has its driver
-    return driver.execute(dialect_sql(sql, conn.dialect.name), params or {})
+    return SyncExecutor(driver, conn.dialect.name).cursor(sql, params)
 
 
 def executor(conn: sa.Connection) -> SyncExecutor:

@@ -13,7 +13,7 @@ from openimagine.domain.jobs import Job, NewJob, Result
 from openimagine.errors import Conflict
 from openimagine.store.sql import raw
 from openimagine.store.sql.codec import spec_json
-from openimagine.store.sql.executor import Executor
+from openimagine.store.sql.executor import Executor, Replanned, Row
 
 _JOB_ROW = (
     "(:task_uuid_{i}, :owner_{i}, :task_type_{i}, :model_{i}, :request_{i}, :request_hash_{i},"
@@ -63,8 +63,17 @@ SELECT {raw.columns(raw.JOB_COLUMNS, "j")}, {raw.columns(raw.RESULT_COLUMNS, "r"
 FROM jobs j LEFT JOIN results r ON r.task_uuid = j.task_uuid
 WHERE j.task_uuid = :task_uuid ORDER BY r.idx
 """  # noqa: S608 - the column names are constants
-_HEAD = "SELECT min(seq) FROM jobs WHERE status = 'queued'"
-_HOLES = "SELECT count(*) FROM queue_holes WHERE seq >= :head AND seq < :seq"
+# A queued job's place is its distance from the head of the queue less the holes between
+# (numbers of jobs that left the queue): two index probes, whatever the queue's length.
+_HEAD = "(SELECT min(seq) FROM jobs WHERE status = 'queued')"
+_SELECT_PLACED = Replanned(f"""
+SELECT {raw.columns(raw.JOB_COLUMNS, "j")}, {raw.columns(raw.RESULT_COLUMNS, "r")},
+    CASE WHEN j.status = 'queued' THEN {_HEAD} END,
+    CASE WHEN j.status = 'queued' THEN (SELECT count(*) FROM queue_holes h
+        WHERE h.seq >= {_HEAD} AND h.seq < j.seq) END
+FROM jobs j LEFT JOIN results r ON r.task_uuid = j.task_uuid
+WHERE j.task_uuid = :task_uuid ORDER BY r.idx
+""")  # noqa: S608 - the column names are constants
 
 _HOLE = "INSERT INTO queue_holes (seq) VALUES (:s) ON CONFLICT DO NOTHING"
 
@@ -158,22 +167,29 @@ def _job_row(new: NewJob, now: float, seq: int) -> dict[str, Any]:
 async def get(ex: Executor, task_uuid: str, owner: str | None) -> tuple[Job, list[Result]] | None:
     """A job and its results (owner None: any owner)."""
     rows = await ex.fetchall(_SELECT_JOB, {"task_uuid": task_uuid})
+    return _job_of(rows, task_uuid, owner)
+
+
+async def get_placed(
+    ex: Executor, task_uuid: str, owner: str | None
+) -> tuple[Job, list[Result], int | None] | None:
+    """A job, its results and, while it is queued, how many jobs are claimed before it."""
+    rows = await ex.fetchall(_SELECT_PLACED, {"task_uuid": task_uuid})
+    found = _job_of(rows, task_uuid, owner)
+    if found is None:
+        return None
+    job, results = found
+    head, holes = rows[0][-2:]
+    place = None if head is None or job.seq < head else int(job.seq - head - (holes or 0))
+    return job, results, place
+
+
+def _job_of(rows: list[Row], task_uuid: str, owner: str | None) -> tuple[Job, list[Result]] | None:
     if not rows:
         return None
     job = raw.job_from(rows[0])
     if owner is not None and job.owner != owner:
         return None
-    width = len(raw.JOB_COLUMNS)
-    finished = [raw.result_from(row[width:]) for row in rows if row[width] is not None]
+    start, end = len(raw.JOB_COLUMNS), len(raw.JOB_COLUMNS) + len(raw.RESULT_COLUMNS)
+    finished = [raw.result_from(row[start:end]) for row in rows if row[start] is not None]
     return job, raw.merge(task_uuid, raw.plan_from(rows[0][raw.PLAN]), finished)
-
-
-async def position(ex: Executor, seq: int) -> int | None:
-    """How many queued jobs are claimed before the queued job numbered `seq`: its distance
-    from the head of the queue, less the holes between (O(log n) in the queue's length)."""
-    found = await ex.fetchone(_HEAD)
-    head = None if found is None else found[0]
-    if head is None or seq < head:
-        return None
-    holes = await ex.fetchone(_HOLES, {"head": head, "seq": seq})
-    return int(seq - head - (holes[0] if holes else 0))
