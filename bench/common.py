@@ -200,6 +200,13 @@ def our_server(
     ]
     if store is not None:
         cmd += ["--store", store]
+    # One key floods the queue here on purpose: quotas far above what a run reaches, so that
+    # their checks are measured on every request without refusing any.
+    flood = {
+        "OPENIMAGINE_QUOTAS__MAX_QUEUED_PER_KEY": "100000000",
+        "OPENIMAGINE_QUOTAS__REQUESTS_PER_MINUTE": "1000000000",
+    }
+    env = {**flood, **(env or {})}
     return Proc(cmd, port, "/health", env=env, log=data_dir.parent / f"serve-{port}.log")
 
 

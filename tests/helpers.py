@@ -78,6 +78,7 @@ class Server:
         workers: int = 1,
         env: dict[str, str] | None = None,
         store_url: str | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
@@ -85,6 +86,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         self.store_url = store_url
+        self.args = args or []  # more `serve` options
         self.env = {
             **os.environ,
             "OPENIMAGINE_MODEL__CHECKPOINT": str(checkpoint),
@@ -112,6 +114,7 @@ class Server:
         ]
         if self.store_url:
             cmd += ["--store", self.store_url]
+        cmd += self.args
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import ipaddress
 import json
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,14 +26,20 @@ from openimagine.delivery.blobs import BlobStore, LocalBlobStore
 from openimagine.delivery.outbox import OutboxSender
 from openimagine.delivery.signing import UrlSigner
 from openimagine.delivery.sweeper import Sweeper
+from openimagine.domain.quotas import Limits
 from openimagine.domain.records import ApiKey
+from openimagine.domain.usage import UsageTotals
 from openimagine.media.netguard import parse_networks
 from openimagine.models.grok_imagine_video import GROK_IMAGINE_VIDEO
+from openimagine.observability import configure_logging
 from openimagine.runware.processor import TaskProcessor
 from openimagine.runware.webhooks import RunwarePayloads
 from openimagine.service.auth import Authenticator, generate_key, hash_key, key_prefix
 from openimagine.service.inputs import InputResolver
 from openimagine.service.media import MediaService
+from openimagine.service.quotas import Quotas
+from openimagine.service.quotas import defaults as quota_defaults
+from openimagine.service.usage import Period, UsageService
 from openimagine.service.videos import VideoService
 from openimagine.service.views import JobViews
 from openimagine.store.protocols import TaskStore
@@ -42,6 +47,7 @@ from openimagine.store.sql import SqlStore
 from openimagine.worker.pool import WorkerPool
 
 CARD = GROK_IMAGINE_VIDEO
+_NO_LIMITS = Limits()
 
 
 def weights_label(settings: Settings) -> tuple[str, bool]:
@@ -100,6 +106,7 @@ def build_api(settings: Settings) -> FastAPI:
     allowed = parse_networks(settings.allowed_networks)
     media = MediaService(store.media, store.jobs, blobs, settings.inputs, allowed)
     views = JobViews(store.jobs, blobs)
+    quotas = Quotas(store.keys, settings.quotas)
     videos = VideoService(
         store.jobs,
         InputResolver(media, CARD),
@@ -107,6 +114,7 @@ def build_api(settings: Settings) -> FastAPI:
         blobs,
         CARD,
         max_attempts=settings.workers.max_attempts,
+        quotas=quotas,
     )
     sender = OutboxSender(
         store.outbox,
@@ -121,6 +129,8 @@ def build_api(settings: Settings) -> FastAPI:
     deps = ApiDeps(
         videos=videos,
         media=media,
+        usage=UsageService(store.usage),
+        quotas=quotas,
         auth=Authenticator(store.keys),
         tasks=TaskProcessor(videos, media, CARD, settings.delivery, settings.server.max_body_bytes),
         blobs=blobs,
@@ -168,10 +178,7 @@ def run_worker_process(settings: Settings, index: int = 0, parent_pid: int | Non
     from openimagine.worker.main import Worker, WorkerParts, quiet_libraries
     from openimagine.worker.safety import make_safety
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging()
     quiet_libraries(settings)
 
     async def main() -> None:
@@ -205,8 +212,7 @@ async def prepare_store(settings: Settings, *, create_key: bool) -> str | None:
     Returns the newly created key (to print once), or None.
     """
     async with open_store(settings, pool_size=1) as store:
-        for key in settings.api_keys:
-            await store.keys.add(hash_key(key), "configured", key_prefix(key))
+        await store.keys.configure({hash_key(key): key_prefix(key) for key in settings.api_keys})
         if any(k.revoked_at is None for k in await store.keys.all()) or not create_key:
             return None
         key = generate_key()
@@ -220,16 +226,41 @@ async def has_active_key(settings: Settings) -> bool:
         return any(k.revoked_at is None for k in await store.keys.all())
 
 
-async def add_key(settings: Settings, key: str, label: str) -> None:
-    """Store a key (hashed)."""
+async def add_key(settings: Settings, key: str, label: str, limits: Limits = _NO_LIMITS) -> None:
+    """Store a key (hashed), with its overrides of the quota settings."""
     async with open_store(settings, pool_size=1) as store:
-        await store.keys.add(hash_key(key), label, key_prefix(key))
+        key_id = await store.keys.add(hash_key(key), label, key_prefix(key))
+        if limits != _NO_LIMITS:
+            await store.keys.set_limits(key_id, limits)
+
+
+async def key_limits(
+    settings: Settings, key_id_or_prefix: str, changes: Limits
+) -> tuple[ApiKey, Limits] | None:
+    """Change a key's overrides (those `changes` sets); the key and its effective limits,
+    or None when no active key matches."""
+    async with open_store(settings, pool_size=1) as store:
+        if changes != _NO_LIMITS and not await store.keys.set_limits(key_id_or_prefix, changes):
+            return None
+        for key in await store.keys.all():
+            if key.revoked_at is None and key_id_or_prefix in (key.id, key.prefix):
+                return key, key.limits.over(quota_defaults(settings.quotas))
+        return None
 
 
 async def list_keys(settings: Settings) -> list[ApiKey]:
     """Every key, newest first."""
     async with open_store(settings, pool_size=1) as store:
         return await store.keys.all()
+
+
+async def usage_by_key(
+    settings: Settings, period: Period
+) -> tuple[dict[str, ApiKey], list[UsageTotals]]:
+    """Every key by id, and each key's usage over `period`."""
+    async with open_store(settings, pool_size=1) as store:
+        keys = {k.id: k for k in await store.keys.all()}
+        return keys, await UsageService(store.usage).every_key(period)
 
 
 async def revoke_key(settings: Settings, key_id_or_prefix: str) -> bool:

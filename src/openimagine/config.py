@@ -94,7 +94,19 @@ class DeliverySettings(BaseModel):
         default=60.0, gt=0, description="How often result files whose URLs expired are deleted."
     )
     webhook_max_attempts: int = Field(default=8, ge=1, description="Tries before giving up.")
-    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Per-try timeout.")
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest wait for any one read or write of a try."
+    )
+    webhook_deadline_s: float = Field(
+        default=30.0, gt=0, description="Longest a webhook POST may take in all (then retried)."
+    )
+    upload_deadline_s: float = Field(
+        default=600.0, gt=0, description="Longest an upload PUT may take in all (then retried)."
+    )
+    per_host: int = Field(
+        default=4, ge=1, description="Deliveries in flight to one receiver (host and port)."
+    )
+    in_flight: int = Field(default=64, ge=1, description="Deliveries in flight in all.")
     webhook_backoff_s: float = Field(
         default=2.0, gt=0, description="First retry delay; doubles each try, with jitter."
     )
@@ -167,6 +179,25 @@ class SafetySettings(BaseModel):
     threads: int = Field(default=1, ge=1, description="Detector threads per worker.")
 
 
+class QuotaSettings(BaseModel):
+    """What one key may use; `openimagine keys limits` overrides them per key. 0: no limit."""
+
+    max_queued_per_key: int = Field(
+        default=1000, ge=0, description="Tasks one key may have waiting in the queue."
+    )
+    max_running_per_key: int = Field(
+        default=0, ge=0, description="Tasks of one key that workers run at once."
+    )
+    requests_per_minute: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests (and WebSocket messages) of one key, per API process, in any 60 s.",
+    )
+    daily_budget_usd: float = Field(
+        default=0.0, ge=0, description="Dollars of tasks one key may submit per UTC day."
+    )
+
+
 class Settings(BaseSettings):
     """All configuration. Environment variables use the prefix OPENIMAGINE_ and `__` for groups."""
 
@@ -182,6 +213,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     inputs: InputSettings = InputSettings()
     safety: SafetySettings = SafetySettings()
+    quotas: QuotaSettings = QuotaSettings()
     allowed_networks: str = Field(
         default="",
         description="Comma-separated CIDRs that outbound requests (media fetches, webhooks) may "

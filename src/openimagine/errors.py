@@ -21,6 +21,7 @@ class ErrorKind(enum.StrEnum):
     FORBIDDEN = "forbidden"  #: a signed URL that does not verify
     GONE = "gone"  #: a signed URL past its expiry
     TOO_LARGE = "too_large"  #: a body or input over a configured limit
+    TOO_MANY = "too_many"  #: a key over one of its quotas; `retry_after_s` says when to retry
     INTERNAL = "internal"  #: the server failed
 
 
@@ -92,6 +93,17 @@ class PayloadTooLarge(OpenImagineError):
 
     kind = ErrorKind.TOO_LARGE
     default_code = "payloadTooLarge"
+
+
+class QuotaExceeded(OpenImagineError):
+    """A key is over one of its quotas; nothing was stored. Retry after `retry_after_s`."""
+
+    kind = ErrorKind.TOO_MANY
+    default_code = "quotaExceeded"
+
+    def __init__(self, message: str, *, code: str, retry_after_s: int, **details: Any) -> None:
+        super().__init__(message, code=code, retryAfter=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
 
 
 class MediaError(InvalidInput):

@@ -127,6 +127,13 @@ async def test_jobs_and_deliveries_of_0_1_survive_the_upgrade(url: str):
                 ),
                 {"i": str(uuid.uuid4()), "t": v2v, "k": kind, "p": json.dumps(payload)},
             )
+        conn.execute(
+            sa.text(
+                "INSERT INTO api_keys (id, key_hash, label, prefix, created_at) VALUES"
+                " (:i, :h, 'configured', 'oi_flag', 1.0), (:j, :g, 'mine', 'oi_mine', 1.0)"
+            ),
+            {"i": str(uuid.uuid4()), "h": "f" * 64, "j": str(uuid.uuid4()), "g": "e" * 64},
+        )
     engine.dispose()
 
     store = SqlStore(url)
@@ -156,6 +163,10 @@ async def test_jobs_and_deliveries_of_0_1_survive_the_upgrade(url: str):
             (DeliveryKind.WEBHOOK, DeliveryEvent.TASK_FAILED, ""),
         ]
         assert {d.status for d in rows} == {DeliveryStatus.PENDING}
+        assert await store.outbox.claim(10, 30, busy=["h:80"]) == []  # destinations filled in
+        assert len(await store.outbox.claim(10, 30, per_host=2)) == 2
+        await store.keys.configure({})  # the flag's key of 0.1 is retired once not given
+        assert await store.keys.find("f" * 64) is None and await store.keys.find("e" * 64)
         claim = await store.queue.claim("w", 30)  # the queued jobs still run
         assert claim is not None and claim.job.status is JobStatus.RUNNING
     finally:

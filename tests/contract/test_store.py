@@ -18,9 +18,12 @@ from openimagine.domain.deliveries import (
 )
 from openimagine.domain.generation import GenerationJob
 from openimagine.domain.jobs import JobStatus, NewJob, ResultStatus, ResultUpdate
+from openimagine.domain.quotas import DAY_S as DAY
+from openimagine.domain.quotas import Admission, Limits
 from openimagine.domain.records import MediaItem, MediaKind, WorkerInfo, WorkerState
 from openimagine.domain.requests import Mode, SafetyMode
-from openimagine.errors import Conflict, LeaseLost, NotFound
+from openimagine.domain.usage import UsageTotals
+from openimagine.errors import Conflict, LeaseLost, NotFound, QuotaExceeded
 from openimagine.store.memory import MemoryStore
 from openimagine.store.protocols import TaskStore
 from openimagine.store.sql import SqlStore
@@ -267,6 +270,27 @@ async def test_a_retried_delivery_comes_back_when_due(store: TaskStore):
     assert failed is not None and failed[1][0].error_code == "x"
 
 
+async def test_claims_bound_each_destination_and_skip_busy_ones(store: TaskStore):
+    """A receiver's backlog never fills a claim: at most `per_host` rows of one destination
+    (oldest first), none of a destination the sender reports busy."""
+    urls = ["http://slow.example:8080/a"] * 5 + ["http://fast.example/b", "https://x.example/c"]
+    for url in urls:
+        nj = new_job(n=1)
+        await store.jobs.create(nj)
+        c = await store.queue.claim("w", 30)
+        assert c is not None
+        webhook = NewDelivery(DeliveryKind.WEBHOOK, DeliveryEvent.TASK_FAILED, url)
+        await store.queue.finish(nj.task_uuid, c.token, JobStatus.FAILED, "x", "y", [webhook])
+    first = await store.outbox.claim(10, 30, per_host=2)
+    assert sorted(d.url for d in first) == sorted(urls[:2] + urls[5:])
+    assert await store.outbox.claim(10, 30, per_host=2, busy=["slow.example:8080"]) == []
+    more = await store.outbox.claim(10, 30, per_host=2)
+    assert [d.url for d in more] == urls[:2]  # the next two of the backlog, not all three
+    await store.outbox.retry(first[0].id, "HTTP 503", next_at=0.0)
+    unbounded = await store.outbox.claim(10, 30)
+    assert len(unbounded) == 2  # the last slow one and the retried one
+
+
 async def test_api_keys(store: TaskStore):
     kid = await store.keys.add("a" * 64, "first", "oi_abcd")
     assert await store.keys.add("a" * 64, "dup", "oi_abcd") == kid
@@ -275,6 +299,77 @@ async def test_api_keys(store: TaskStore):
     assert await store.keys.revoke("oi_abcd") is False
     assert await store.keys.find("a" * 64) is None
     assert [k.label for k in await store.keys.all()] == ["first"]
+
+
+async def test_configured_keys_live_only_while_configured(store: TaskStore):
+    a, b, made = "a" * 64, "b" * 64, "c" * 64
+    await store.keys.add(made, "made with keys create", "oi_made")
+    await store.keys.configure({a: "oi_a", b: "oi_b", made: "oi_made"})
+    first = await store.keys.find(a)
+    assert first is not None and await store.keys.find(b) is not None
+    await store.keys.configure({b: "oi_b"})  # the flag no longer names `a`, nor `made`
+    assert await store.keys.find(a) is None and await store.keys.find(b) is not None
+    assert await store.keys.find(made) is not None  # a `keys create` key is not the flag's
+    await store.keys.configure({a: "oi_a"})  # named again: the same key, active again
+    assert await store.keys.find(a) == first and await store.keys.find(b) is None
+    by_prefix = {k.prefix: k.configured for k in await store.keys.all()}
+    assert by_prefix == {"oi_a": True, "oi_b": True, "oi_made": False}
+
+
+async def test_a_submit_past_a_quota_stores_nothing(store: TaskStore):
+    now = [DAY * 20000 + 100.0]
+    store.clock = lambda: now[0]  # type: ignore[attr-defined]
+    queue = Admission(max_queued=2)
+    first, second, third = new_job(), new_job(), new_job()
+    await store.jobs.create(first, queue)
+    await store.jobs.create(second, queue)
+    with pytest.raises(QuotaExceeded) as refused:
+        await store.jobs.create(third, queue)
+    assert (refused.value.code, refused.value.retry_after_s) == ("tooManyQueuedTasks", 5)
+    assert await store.jobs.get(third.task_uuid, None) is None
+    assert (await store.jobs.create(second, queue))[2] is False  # a retry: its acknowledgement
+    await store.jobs.create(new_job(owner="k2"), queue)  # another key's queue is its own
+    claim = await store.queue.claim("w", 30)  # one leaves the queue
+    assert claim is not None and claim.job.owner == "k1"
+    await store.jobs.create(third, queue)
+    await store.queue.release(claim.job.task_uuid, claim.token)  # and comes back: full again
+    with pytest.raises(QuotaExceeded):
+        await store.jobs.create(new_job(), queue)
+    await store.jobs.cancel(third.task_uuid, "k1")  # three queued: cancel two, for room
+    await store.jobs.cancel(second.task_uuid, "k1")
+    fourth = new_job()
+    await store.jobs.create(fourth, queue)
+    assert await store.jobs.delete(fourth.task_uuid, "k1") is not None  # so does a deleted one
+    await store.jobs.create(new_job(), queue)
+    with pytest.raises(QuotaExceeded):
+        await store.jobs.create(new_job(), queue)
+
+    budget = Admission(daily_budget_usd=0.5)  # each job here costs 0.3
+    await store.jobs.create(new_job(owner="k3"), budget)
+    with pytest.raises(QuotaExceeded) as broke:
+        await store.jobs.create(new_job(owner="k3"), budget)
+    assert broke.value.code == "dailyBudgetExceeded"
+    assert broke.value.retry_after_s == DAY - 100 + 1  # at midnight UTC
+    now[0] += DAY  # a new day, a new budget
+    await store.jobs.create(new_job(owner="k3"), budget)
+
+
+async def test_claims_keep_each_key_under_its_running_limit(store: TaskStore):
+    capped = await store.keys.add("c" * 64, "capped", "oi_capped")
+    free = await store.keys.add("d" * 64, "free", "oi_free")
+    assert await store.keys.set_limits("oi_free", Limits(max_running=0))  # no limit for it
+    jobs = [new_job(owner=capped), new_job(owner=capped), new_job(owner=free), new_job(owner=free)]
+    for nj in jobs:
+        await store.jobs.create(nj)
+    got = [await store.queue.claim("w", 30, max_running=1) for _ in range(4)]
+    owners = [c.job.owner if c else None for c in got]
+    assert owners == [capped, free, free, None]  # the capped key's second waits its turn
+    assert got[0] is not None
+    await store.queue.finish(jobs[0].task_uuid, got[0].token, JobStatus.SUCCEEDED)
+    after = await store.queue.claim("w", 30, max_running=1)
+    assert after is not None and after.job.task_uuid == jobs[1].task_uuid
+    assert await store.keys.limits(free) == Limits(max_running=0)
+    assert await store.keys.set_limits("oi_nobody", Limits(max_queued=1)) is False
 
 
 async def place(store: TaskStore, nj: NewJob) -> int | None:
@@ -370,6 +465,32 @@ async def test_delete_takes_results_and_deliveries_but_not_a_running_job(store: 
     assert await store.jobs.finished_result(video) is None
     assert await store.jobs.deliveries(nj.task_uuid) == []
     assert await store.outbox.claim(10, 30) == []
+
+
+async def test_every_finished_result_enters_the_ledger_once(store: TaskStore):
+    now = [5000.0]
+    store.clock = lambda: now[0]  # type: ignore[attr-defined]
+    two = new_job(2)  # one result succeeds, the other fails with the job
+    await store.jobs.create(two)
+    c = await store.queue.claim("w", 30)
+    assert c is not None
+    await store.queue.complete_result(two.task_uuid, c.token, update_for(two.video_uuids[0]))
+    await store.queue.finish(two.task_uuid, c.token, JobStatus.FAILED, "x", "y")
+    queued = new_job(1, owner="k2")  # canceled before it ran
+    await store.jobs.create(queued)
+    await store.jobs.cancel(queued.task_uuid, "k2")
+    await store.jobs.create(new_job(1))  # still queued: not in the ledger
+    now[0] = 9000.0
+    assert await store.jobs.delete(two.task_uuid, "k1") is not None  # the ledger keeps it
+    seconds = float(SPEC.seconds)
+    assert await store.usage.totals(0, 1e10) == [
+        UsageTotals("k1", tasks=1, results=2, failed=1, seconds=seconds, cost=0.3),
+        UsageTotals("k2", tasks=1, results=1, failed=1, seconds=0.0, cost=0.0),
+    ]
+    assert await store.usage.totals(0, 1e10, owner="k2") == [
+        UsageTotals("k2", tasks=1, results=1, failed=1, seconds=0.0, cost=0.0)
+    ]
+    assert await store.usage.totals(5001, 1e10) == []  # by when results finished
 
 
 async def test_finished_results_are_found_by_their_video_uuid(store: TaskStore):

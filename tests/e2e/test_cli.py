@@ -212,3 +212,23 @@ def test_generate_starts_a_local_server_when_none_answers(tmp_path: Path, tiny_c
         httpx.get(base + "/health", timeout=2)
     keys = openimagine("keys", "list", "--data-dir", str(data), cwd=tmp_path, env=env)
     assert "revoked" in keys.stdout and "active" not in keys.stdout  # its key was temporary
+
+
+def test_a_key_given_with_api_key_lives_only_while_the_flag_names_it(
+    tmp_path: Path, tiny_checkpoint: Path
+):
+    data = tmp_path / "data"
+    poll = [{"taskType": "getResponse", "taskUUID": str(uuid.uuid4())}]
+    first = Server(data, checkpoint=tiny_checkpoint, workers=0).start()
+    try:
+        assert first.post(poll).status_code != 401
+    finally:
+        first.stop()
+    second = Server(data, checkpoint=tiny_checkpoint, workers=0).start()  # another --api-key
+    try:
+        refused = second.post(poll, key=first.key)
+        assert refused.status_code == 401  # the flag no longer names it
+        assert refused.json()["errors"][0]["code"] == "invalidApiKey"
+        assert second.post(poll).status_code != 401
+    finally:
+        second.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sqlite3
 import uuid
 
 import httpx
@@ -28,7 +29,7 @@ HOOK = "http://127.0.0.1:9/hook"
 
 
 class FlakyPayloads:
-    """Renders `{"task": ...}`; the first call fails as a store outage would."""
+    """Renders `{"task": ...}`; the first call fails as a store outage does."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -36,14 +37,14 @@ class FlakyPayloads:
     async def webhook_body(self, delivery: Delivery) -> bytes:
         self.calls += 1
         if self.calls == 1:
-            raise RuntimeError("database is away")
+            raise sqlite3.OperationalError("database is locked")
         return json.dumps({"task": delivery.task_uuid, "event": delivery.event.value}).encode()
 
     async def upload_source(self, delivery: Delivery) -> UploadSource:
         raise AssertionError("no uploads here")
 
 
-async def test_an_unexpected_error_delays_a_delivery_and_never_loses_it(tmp_path):
+async def test_a_store_outage_delays_a_delivery_and_never_loses_it(tmp_path):
     store = MemoryStore()
     nj = new_job()
     await store.jobs.create(nj)
@@ -68,7 +69,8 @@ async def test_an_unexpected_error_delays_a_delivery_and_never_loses_it(tmp_path
     async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as client:
         assert await sender.deliver_due(client) == 1
         [row] = await store.jobs.deliveries(nj.task_uuid)
-        assert row.status is DeliveryStatus.PENDING and "database is away" in (row.last_error or "")
+        assert row.status is DeliveryStatus.PENDING
+        assert row.last_error == "temporary server error (OperationalError)"
         assert received == []
         store.clock = lambda: row.next_attempt_at + 1  # type: ignore[attr-defined]
         assert await sender.deliver_due(client) == 1

@@ -33,6 +33,10 @@ def test_tasks_before_authentication_are_refused(client: TestClient):
         ws.send_json([{"taskType": "ping", "ping": True}])
         reply = ws.receive_json()
         assert reply["errors"][0]["code"] == "missingApiKey"
+        with pytest.raises(WebSocketDisconnect) as closed:  # the first message must authenticate
+            ws.receive_json()
+        assert closed.value.code == 1008
+    with client.websocket_connect("/v1") as ws:
         ws.send_json([{"taskType": "authentication", "apiKey": KEY}])
         assert ws.receive_json()["data"][0]["connectionSessionUUID"]
         ws.send_json([{"taskType": "ping", "ping": True}])

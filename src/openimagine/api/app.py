@@ -10,7 +10,7 @@ import anyio
 from fastapi import FastAPI
 
 from openimagine.__about__ import __version__
-from openimagine.api import docs, health, media, playground, runware, tasks
+from openimagine.api import docs, health, media, playground, runware, tasks, usage
 from openimagine.api.deps import ApiDeps
 from openimagine.api.openai import routes as openai_routes
 
@@ -39,6 +39,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.include_router(media.router)
     app.include_router(health.router)
     app.include_router(tasks.router)
+    app.include_router(usage.router)
     app.include_router(playground.router)
     app.include_router(openai_routes.router)
     app.mount(playground.STATIC_PATH, playground.static_files(), name="static")

@@ -21,6 +21,8 @@ from openimagine.models.card import ModelCard
 from openimagine.runware.processor import TaskProcessor
 from openimagine.service.auth import Authenticator
 from openimagine.service.media import MediaService
+from openimagine.service.quotas import Quotas
+from openimagine.service.usage import UsageService
 from openimagine.service.videos import VideoService
 from openimagine.store.protocols import WorkerRegistry
 
@@ -31,6 +33,8 @@ class ApiDeps:
 
     videos: VideoService
     media: MediaService
+    usage: UsageService
+    quotas: Quotas  #: each key's limits and request rate
     auth: Authenticator
     tasks: TaskProcessor  #: the Runware task array
     blobs: BlobStore
@@ -62,7 +66,10 @@ Services = Annotated[ApiDeps, Depends(api_deps)]
 
 
 async def _owner(request: Request) -> str:
-    return await api_deps(request).auth.owner(bearer_token(request.headers))
+    deps = api_deps(request)
+    owner = await deps.auth.owner(bearer_token(request.headers))
+    await deps.quotas.count_request(owner)
+    return owner
 
 
 Owner = Annotated[str, Depends(_owner)]

@@ -201,7 +201,9 @@ _EXTRAS: dict[tuple[str, str], dict[str, Any]] = {
                     "image/png": {"schema": {"type": "string", "format": "binary"}},
                 },
             },
-            "403": _error_response("Tampered URL", "invalidSignature", "Invalid signature."),
+            "403": _error_response(
+                "Tampered or unsigned URL", "invalidSignature", "Invalid signature."
+            ),
             "404": _error_response("No such file", "mediaNotFound", "Not found."),
             "410": _error_response("Expired URL", "urlExpired", "This URL has expired."),
         }

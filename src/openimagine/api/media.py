@@ -20,20 +20,32 @@ router = APIRouter(route_class=RunwareRoute)
 async def get_media(
     deps: Services,
     key: str,
-    exp: int = Query(description="Expiry (Unix seconds), part of the signature."),
-    sig: str = Query(description="HMAC signature of the path and expiry."),
+    # Optional to FastAPI, so that a URL without its signature is this route's 403 in the
+    # Runware envelope rather than a validation error (422) that names what is missing.
+    exp: str | None = Query(None, description="Expiry (Unix seconds), part of the signature."),
+    sig: str | None = Query(None, description="HMAC signature of the path and expiry."),
 ) -> Response:
     """The bytes of a blob, if the URL's signature is valid and not expired. Supports Range."""
     try:
         check_key(key)
     except ValueError:
         raise NotFound("Not found.", code="mediaNotFound") from None
-    if not deps.signer.verify(media_path(key), exp, sig, now=0):
+    expires = _expiry(exp)
+    if sig is None or expires is None:
+        raise Forbidden("Missing or malformed signature: use the signed URL as it was given.")
+    if not deps.signer.verify(media_path(key), expires, sig, now=0):
         raise Forbidden("Invalid signature.")
-    if time.time() >= exp:
+    if time.time() >= expires:
         raise Expired("This URL has expired.")
     local = deps.blobs.local_path(key)
     if local is None:
         raise NotFound("Not found: the file was deleted.", code="mediaNotFound")
     media_type = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
     return FileResponse(local, media_type=media_type, headers={"Cache-Control": "private"})
+
+
+def _expiry(exp: str | None) -> int | None:
+    """The expiry as the signer wrote it (decimal Unix seconds), or None."""
+    if exp is None or not (exp.isascii() and exp.isdigit()) or len(exp) > 20:
+        return None
+    return int(exp)

@@ -6,11 +6,10 @@ Each command builds `Settings` from the environment and its options, and calls
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from openimagine.cli import doctor, generate, keys, serve
+from openimagine.observability import configure_logging
 
 app = typer.Typer(
     help="Self-hosted server for the xai:grok-imagine@video model API.",
@@ -27,8 +26,5 @@ app.command()(doctor.doctor)
 
 def main() -> None:
     """Console entry point."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging()
     app()

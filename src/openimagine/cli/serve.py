@@ -14,6 +14,7 @@ from openimagine import composition
 from openimagine.cli.options import DataDir, StoreUrl
 from openimagine.cli.settings import make_settings
 from openimagine.config import Settings
+from openimagine.observability import uvicorn_log_config
 
 console = Console()
 err = Console(stderr=True)
@@ -60,6 +61,7 @@ def serve(
             port=port,
             log_level="info",
             access_log=access_log,
+            log_config=uvicorn_log_config(),
             ws_max_size=settings.server.max_body_bytes,
         )
     except KeyboardInterrupt:
@@ -93,7 +95,8 @@ def _banner(settings: Settings, new_key: str | None) -> None:
         f"[bold]openimagine[/] serving xai:grok-imagine@video at "
         f"{settings.public_url()}/v1 (REST and WebSocket)"
     )
-    console.print(f"  store: {settings.store_url()}   data: {settings.data_dir.resolve()}")
+    store = shown_store_url(settings.store_url())
+    console.print(f"  store: {store}   data: {settings.data_dir.resolve()}")
     console.print(f"  weights: {weights}   workers: {settings.workers.count}")
     if random_weights:
         console.print(
@@ -102,6 +105,21 @@ def _banner(settings: Settings, new_key: str | None) -> None:
         )
     if new_key:
         console.print(f"  [green]API key created (shown once, stored hashed):[/] {new_key}")
+
+
+def shown_store_url(url: str) -> str:
+    """The store URL as the banner prints it: a password, in the user info or the query
+    (`?password=`, which psycopg takes too), masked as `***`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return url  # not a URL (`memory`), so no password in it
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
 def worker(

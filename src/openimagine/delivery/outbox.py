@@ -8,25 +8,35 @@ by the door that defines it (`Payloads`), so workers hold neither the URL-signin
 the public URL. A try that meets a 5xx, a 429 or a network error is retried with exponential
 backoff and jitter; any other answer (a 4xx, a redirect, which is never followed) and a
 blocked address end the delivery as `failed` at once, with the reason kept in `last_error`.
+
+Receivers are isolated from each other: every try has a total deadline (not only a per-read
+timeout, which a receiver trickling a byte at a time never trips); at most `per_host` tries
+are in flight to one destination (host and port), and a destination at its bound is left out
+of claims, so its backlog never takes the slots of another; deliveries run as they are
+claimed, never waiting for a batch's slowest. An error the sender did not expect fails that
+delivery alone, with the reason; a store or file-system outage only delays it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
+import anyio.abc
 import httpx
 
 from openimagine.__about__ import __version__
 from openimagine.config import DeliverySettings
 from openimagine.delivery.blobs import BlobNotFound, BlobStore
 from openimagine.delivery.webhooks import RetryPolicy, signature
-from openimagine.domain.deliveries import Delivery, DeliveryKind
+from openimagine.domain.deliveries import Delivery, DeliveryKind, destination
 from openimagine.media.netguard import BlockedAddress, IPNetwork, check_url
+from openimagine.store.errors import transient
 from openimagine.store.protocols import OutboxStore
 
 log = logging.getLogger("openimagine.outbox")
@@ -79,7 +89,6 @@ class OutboxSender:
         secret: str,
         allowed_networks: Sequence[IPNetwork],
         poll_s: float = 0.25,
-        batch: int = 16,
     ) -> None:
         self.outbox = outbox
         self.payloads = payloads
@@ -92,53 +101,97 @@ class OutboxSender:
             backoff_max_s=settings.webhook_backoff_max_s,
         )
         self.timeout_s = settings.webhook_timeout_s
+        self.deadline_s = {
+            DeliveryKind.WEBHOOK: settings.webhook_deadline_s,
+            DeliveryKind.UPLOAD: settings.upload_deadline_s,
+        }
+        self.per_host = settings.per_host
+        self.in_flight = settings.in_flight
         self.poll_s = poll_s
-        self.batch = batch
+        self._claimed: Counter[str] = Counter()  # deliveries held, by destination
+        self._slots: dict[str, anyio.Semaphore] = {}  # tries under way, by destination
 
     async def run(self) -> None:
-        """Poll, deliver, repeat; a failing store is logged and retried, never fatal."""
-        async with httpx.AsyncClient(
+        """Claim and start deliveries as slots free up; a failing store is logged and
+        retried, never fatal."""
+        async with self.client() as client, anyio.create_task_group() as tg:
+            while True:
+                try:
+                    started = await self.dispatch(client, tg)
+                except Exception:
+                    log.exception("outbox poll failed")
+                    started = 0
+                if started == 0:
+                    await anyio.sleep(self.poll_s)
+
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client deliveries go through."""
+        return httpx.AsyncClient(
             timeout=self.timeout_s,
             follow_redirects=False,
             headers={"User-Agent": f"openimagine/{__version__}"},
-        ) as client:
-            while True:
-                try:
-                    sent = await self.deliver_due(client)
-                except Exception:
-                    log.exception("outbox poll failed")
-                    sent = 0
-                if sent == 0:
-                    await anyio.sleep(self.poll_s)
+        )
 
     async def deliver_due(self, client: httpx.AsyncClient) -> int:
-        """Deliver one batch of due rows concurrently; returns how many were tried."""
-        # The lease outlives a try, so no second sender picks the row up mid-request.
-        items = await self.outbox.claim(self.batch, lease_s=2 * self.timeout_s + 30)
+        """Deliver what is due now and wait for those tries; returns how many started."""
         async with anyio.create_task_group() as tg:
-            for item in items:
-                tg.start_soon(self._deliver, client, item)
+            started = await self.dispatch(client, tg)
+        return started  # noqa: RET504 - once the tries end (the group waits for them)
+
+    async def dispatch(self, client: httpx.AsyncClient, tg: anyio.abc.TaskGroup) -> int:
+        """Claim due rows for the free slots and start each in `tg`; how many started."""
+        free = self.in_flight - sum(self._claimed.values())
+        if free <= 0:
+            return 0
+        busy = [host for host, n in self._claimed.items() if n >= self.per_host]
+        # The lease outlives a try and a wait for its destination's slot (at most one try:
+        # a claim never takes more than `per_host` for one destination), so no second sender
+        # picks the row up meanwhile.
+        lease_s = 2 * max(self.deadline_s.values()) + 30
+        items = await self.outbox.claim(free, lease_s, per_host=self.per_host, busy=busy)
+        for item in items:
+            self._claimed[destination(item.url)] += 1
+            tg.start_soon(self._deliver, client, item)
         return len(items)
 
     async def _deliver(self, client: httpx.AsyncClient, item: Delivery) -> None:
+        host = destination(item.url)
+        slots = self._slots.setdefault(host, anyio.Semaphore(self.per_host))
+        try:
+            async with slots:
+                await self._try(client, item)
+        finally:
+            self._claimed[host] -= 1
+            if self._claimed[host] <= 0:
+                del self._claimed[host]
+                self._slots.pop(host, None)
+
+    async def _try(self, client: httpx.AsyncClient, item: Delivery) -> None:
         try:
             try:
-                await self._send(client, item)
+                deadline = self.deadline_s[item.kind]
+                with anyio.fail_after(deadline):
+                    await self._send(client, item)
             except (_Retry, _GiveUp):
                 raise
-            except Exception as exc:  # the store or the blob store failed: try again later
-                log.exception("delivery %s to %s failed unexpectedly", item.id, item.url)
-                raise _Retry(f"{type(exc).__name__}: {exc}") from exc
+            except TimeoutError as exc:
+                raise _Retry(f"no complete answer within {deadline:g} s") from exc
+            except Exception as exc:
+                if not transient(exc):  # a defect: retrying would meet it again
+                    log.exception("delivery %s failed unexpectedly", item.id)
+                    raise _GiveUp(f"internal error ({type(exc).__name__})") from exc
+                log.warning("delivery %s delayed: %s", item.id, exc)  # the store is away
+                raise _Retry(f"temporary server error ({type(exc).__name__})") from exc
         except _Retry as exc:
             if item.attempts >= self.policy.max_attempts:
                 reason = f"{exc}; gave up after {item.attempts} tries"
-                log.warning("delivery %s to %s failed: %s", item.id, item.url, reason)
+                log.warning("delivery %s to %s failed: %s", item.id, host_of(item), reason)
                 await self.outbox.retry(item.id, reason, None)
             else:
                 next_at = time.time() + self.policy.delay(item.attempts, exc.retry_after)
                 await self.outbox.retry(item.id, str(exc), next_at)
         except _GiveUp as exc:
-            log.warning("delivery %s to %s failed: %s", item.id, item.url, exc)
+            log.warning("delivery %s to %s failed: %s", item.id, host_of(item), exc)
             await self.outbox.retry(item.id, str(exc), None)
         else:
             await self.outbox.done(item.id)
@@ -199,6 +252,12 @@ class OutboxSender:
             return await client.put(item.url, content=chunks(), headers=headers)
         finally:
             await anyio.to_thread.run_sync(opened.__exit__, None, None, None)
+
+
+def host_of(item: Delivery) -> str:
+    """Where a delivery goes, for logs: its destination, never the URL (whose query may
+    carry a presigned signature)."""
+    return destination(item.url)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

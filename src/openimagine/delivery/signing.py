@@ -27,6 +27,10 @@ class UrlSigner:
 
     def verify(self, path: str, expires: int, signature: str, now: float) -> bool:
         """Whether the signature matches and has not expired (constant-time compare)."""
+        # A real signature is URL-safe base64; anything else (a forged one can hold any text,
+        # even a lone surrogate that cannot be encoded) fails without being compared.
+        if not signature.isascii():
+            return False
         expected = self.signature(path, expires).encode()
-        # Bytes, since compare_digest refuses non-ASCII str (a forged sig can be anything).
+        # Bytes, since compare_digest refuses non-ASCII str.
         return hmac.compare_digest(expected, signature.encode()) and now < expires

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 class DeliveryKind(enum.StrEnum):
@@ -54,3 +55,14 @@ class Delivery:
     next_attempt_at: float
     created_at: float
     delivered_at: float | None
+
+
+def destination(url: str) -> str:
+    """The receiver a URL reaches, `host:port` (lower case): deliveries are bounded and
+    isolated per destination, so a slow receiver only ever holds its own slots."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # e.g. an impossible port: the sender refuses it, alone
+        return url[:255]
+    return f"{(parts.hostname or '').lower()}:{port}"[:255]

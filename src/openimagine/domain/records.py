@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from openimagine.domain.quotas import Limits
 
 
 class MediaKind(enum.StrEnum):
@@ -39,6 +41,8 @@ class ApiKey:
     prefix: str
     created_at: float
     revoked_at: float | None
+    configured: bool = False  #: given with `--api-key`: active only while the flag names it
+    limits: Limits = field(default_factory=Limits)  #: overrides of the quota settings
 
 
 class WorkerState(enum.StrEnum):

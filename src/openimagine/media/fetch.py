@@ -46,7 +46,7 @@ async def fetch(
                             parameter=parameter,
                         )
                     return await _read_capped(response, parameter, max_bytes)
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: a bad redirect
                 raise MediaError(
                     f"{parameter}: fetching {url} failed ({type(exc).__name__}).",
                     code="mediaFetchFailed",

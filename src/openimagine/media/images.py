@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from openimagine.errors import MediaError
+
+log = logging.getLogger(__name__)
 
 FORMATS = {
     "PNG": "image/png",
@@ -76,6 +79,10 @@ def inspect_image(data: bytes, parameter: str, max_pixels: int) -> ImageInfo:
             max=max_pixels,
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        # Pillow's text names a file or an in-memory object of this server: logged only.
+        log.info("%s: not a readable image: %s", parameter, exc)
         raise MediaError(
-            f"{parameter}: not a readable image ({exc}).", code="invalidImage", parameter=parameter
+            f"{parameter}: not a readable image (use PNG, JPEG, WEBP, BMP or GIF).",
+            code="invalidImage",
+            parameter=parameter,
         ) from None

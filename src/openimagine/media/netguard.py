@@ -65,14 +65,27 @@ def check_ip(ip: IPAddress, allowed: Sequence[IPNetwork]) -> None:
 
 
 async def check_url(url: str, allowed: Sequence[IPNetwork]) -> None:
-    """Resolve `url`'s host and check every address it resolves to."""
-    parts = urlsplit(url)
+    """Resolve `url`'s host and check every address it resolves to.
+
+    A URL that cannot be called at all (a port out of range, a NUL, a host no resolver
+    takes) is a `BlockedAddress` too, so that a sender gives it up at once instead of
+    retrying it; submit refuses such URLs (`models.rules.check_url`), but rows stored before
+    that check came still reach here.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise BlockedAddress("the URL's host or port is malformed") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BlockedAddress(f"only http(s) URLs with a host can be called, not {url!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+        raise BlockedAddress("only http(s) URLs with a host can be called")
+    if port == 0:
+        raise BlockedAddress("port 0 cannot be called")
+    port = port or (443 if parts.scheme == "https" else 80)
     try:
         infos = await anyio.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise BlockedAddress(f"cannot resolve {parts.hostname}: {exc}") from exc
+    except (OSError, ValueError):  # ValueError: a NUL, or a name IDNA cannot encode
+        # The resolver's own words describe this server's resolver, not the user's URL.
+        raise BlockedAddress(f"cannot resolve the host {parts.hostname!r}") from None
     for info in infos:
         check_ip(ipaddress.ip_address(info[4][0]), allowed)

@@ -3,6 +3,7 @@ frames back at the output frame rate."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ import numpy as np
 from openimagine.errors import MediaError
 
 # libavformat names of the containers the page accepts: MP4 and MOV share one demuxer.
+log = logging.getLogger(__name__)
+
 CONTAINERS = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/webm"}
 
 
@@ -69,7 +72,9 @@ def inspect_video(path: Path, parameter: str, limits: VideoLimits) -> VideoInfo:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise _bad(parameter, f"not a readable video ({exc}).") from None
+        # FFmpeg's text names the scratch file: the server's own path, logged, not answered.
+        log.info("%s: not a readable video: %s", parameter, exc)
+        raise _bad(parameter, "not a readable video (use MP4, MOV or WEBM).") from None
     with container:
         fmt = container.format.name
         if fmt not in CONTAINERS or not container.streams.video:
@@ -100,7 +105,8 @@ def inspect_video(path: Path, parameter: str, limits: VideoLimits) -> VideoInfo:
                 if count > limits.max_video_frames or count / fps > limits.max_video_seconds:
                     raise _too_long(parameter, count / float(fps), limits)
         except av.error.FFmpegError as exc:
-            raise _bad(parameter, f"the video could not be decoded ({exc}).") from None
+            log.info("%s: the video could not be decoded: %s", parameter, exc)
+            raise _bad(parameter, "the video is damaged or cut short.") from None
         if count == 0:
             raise _bad(parameter, "the video has no frames.")
         return VideoInfo(fmt, width, height, Fraction(fps), count)

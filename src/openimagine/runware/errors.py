@@ -16,6 +16,7 @@ HTTP_STATUS = {
     ErrorKind.FORBIDDEN: 403,
     ErrorKind.GONE: 410,
     ErrorKind.TOO_LARGE: 413,
+    ErrorKind.TOO_MANY: 429,
     ErrorKind.INTERNAL: 500,
 }
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openimagine.errors import InvalidInput
-from openimagine.models.rules import invalid, missing
+from openimagine.models.rules import check_text, invalid, missing
 
 _MISSING: Any = object()
 
@@ -14,7 +14,8 @@ _MISSING: Any = object()
 def get_str(
     obj: Mapping[str, Any], key: str, parameter: str | None = None, *, required: bool = False
 ) -> str | None:
-    """A string field, or None when absent (error when required)."""
+    """A string field, or None when absent (error when required); a NUL or an unpaired
+    surrogate is refused here for every string field, so none reaches a store."""
     name = parameter or key
     value = obj.get(key, _MISSING)
     if value is _MISSING or value is None:
@@ -23,7 +24,7 @@ def get_str(
         return None
     if not isinstance(value, str):
         raise invalid(name, f"Invalid value for {name}: expected a string.", type="string")
-    return value
+    return check_text(name, value)
 
 
 def get_int(
@@ -126,15 +127,3 @@ def reject_unknown(obj: Mapping[str, Any], allowed: frozenset[str], prefix: str 
                 code="unsupportedParameter",
                 parameter=name,
             )
-
-
-def check_url(parameter: str, value: str) -> str:
-    """An absolute http(s) URL (where it points is checked when it is used)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise invalid(
-            parameter, f"Invalid value for {parameter}: expected an http(s) URL.", type="URI"
-        )
-    return value

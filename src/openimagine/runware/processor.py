@@ -13,10 +13,10 @@ from typing import Any
 
 from openimagine.config import DeliverySettings
 from openimagine.domain.records import MediaKind
-from openimagine.errors import AuthError, InvalidInput, OpenImagineError
+from openimagine.errors import AuthError, InvalidInput, OpenImagineError, QuotaExceeded
 from openimagine.media.sources import SourceKind, classify, decode_inline
 from openimagine.models.card import ModelCard
-from openimagine.models.rules import check_task_uuid
+from openimagine.models.rules import check_new_task_uuid, check_task_uuid
 from openimagine.runware.errors import error_item, http_status
 from openimagine.runware.fields import get_choice, get_str, reject_unknown
 from openimagine.runware.items import acknowledgement, job_items, media_item
@@ -44,6 +44,7 @@ class Reply:
     data: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
+    retry_after_s: int | None = None  #: with a 429: when the key may try again
 
     def envelope(self) -> dict[str, Any]:
         """`{"data": [...]}` and/or `{"errors": [...]}`."""
@@ -67,6 +68,8 @@ class Reply:
         )
         if not self.data and self.status == 200:
             self.status = http_status(err)
+            if isinstance(err, QuotaExceeded):
+                self.retry_after_s = err.retry_after_s
 
 
 def parse_tasks(body: Any) -> list[Any]:
@@ -171,27 +174,35 @@ class TaskProcessor:
             item["taskUUID"] = task["taskUUID"]
         reply.data.append(item)
 
+    # compat: task UUIDs are stored lower-case (compared case-insensitively), but the SDKs
+    # match each reply item by the taskUUID string they sent, so replies echo the sender's
+    # spelling (`task["taskUUID"]`, a string once checked).
+
     async def _video_inference(self, owner: str, task: dict[str, Any], reply: Reply) -> None:
-        task_uuid = check_task_uuid(task.get("taskUUID"))
+        task_uuid = check_new_task_uuid(task.get("taskUUID"))
         request = validate_video_task(task, self.card, self.limits)
         await self.videos.submit(owner, task_uuid, request)
-        reply.data.append(acknowledgement(task_uuid))
+        reply.data.append(acknowledgement(task["taskUUID"]))
 
     async def _get_response(self, owner: str, task: dict[str, Any], reply: Reply) -> None:
         view = await self.videos.get(owner, check_task_uuid(task.get("taskUUID")))
         data, errors = job_items(view)
+        for item in (*data, *errors):
+            item["taskUUID"] = task["taskUUID"]
         reply.data.extend(data)
         reply.errors.extend(errors)
 
     async def _image_upload(self, owner: str, task: dict[str, Any], reply: Reply) -> None:
-        task_uuid = check_task_uuid(task.get("taskUUID"))
+        check_new_task_uuid(task.get("taskUUID"))
+        task_uuid: str = task["taskUUID"]
         reject_unknown(task, frozenset({"taskType", "taskUUID", "image"}))
         data, declared = self._inline(task, "image")
         view = await self.media.upload(owner, data, (MediaKind.IMAGE,), "image", declared)
         reply.data.append(media_item("imageUpload", task_uuid, view))
 
     async def _media_storage(self, owner: str, task: dict[str, Any], reply: Reply) -> None:
-        task_uuid = check_task_uuid(task.get("taskUUID"))
+        check_new_task_uuid(task.get("taskUUID"))
+        task_uuid: str = task["taskUUID"]
         reject_unknown(task, frozenset({"taskType", "taskUUID", "operation", "media"}))
         operation = get_choice(task, "operation", ("upload", "delete")) or "upload"
         if operation == "delete":

@@ -14,10 +14,18 @@ from typing import Any
 from openimagine.config import DeliverySettings
 from openimagine.domain.requests import MediaInput, SafetyMode, VideoRequest
 from openimagine.errors import InvalidInput
+from openimagine.media.sources import SourceKind, classify
 from openimagine.models.card import ModelCard
-from openimagine.models.rules import check_model, check_prompt, check_size, invalid, missing
-from openimagine.runware.fields import (
+from openimagine.models.rules import (
+    check_model,
+    check_prompt,
+    check_size,
+    check_text,
     check_url,
+    invalid,
+    missing,
+)
+from openimagine.runware.fields import (
     get_bool,
     get_choice,
     get_int,
@@ -45,7 +53,10 @@ def _media(value: Any, parameter: str, field: str | None = None) -> MediaInput:
             parameter,
             f"Invalid value for {parameter}: expected a UUID, URL, data URI or base64 string.",
         )
-    return MediaInput(value.strip(), field or parameter)
+    value = check_text(parameter, value.strip())
+    if classify(value).kind is SourceKind.URL:
+        check_url(parameter, value)  # refused now, not when the fetch fails at submit
+    return MediaInput(value, field or parameter)
 
 
 def _frame_image(items: list[Any], card: ModelCard) -> MediaInput | None:

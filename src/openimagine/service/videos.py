@@ -11,12 +11,14 @@ import anyio
 from openimagine.delivery.blobs import BlobStore
 from openimagine.domain.deliveries import Delivery
 from openimagine.domain.jobs import Job, NewJob
+from openimagine.domain.quotas import Admission
 from openimagine.domain.requests import VideoRequest
 from openimagine.domain.views import JobView
 from openimagine.errors import Conflict, NotFound
 from openimagine.models.card import ModelCard
 from openimagine.models.pricing import as_float, price
 from openimagine.service.inputs import InputResolver
+from openimagine.service.quotas import Quotas
 from openimagine.service.views import JobViews
 from openimagine.store.protocols import JobStore
 
@@ -25,6 +27,7 @@ SEED_MAX = 2**63 - 1
 # of the OS's random bytes on every submit.
 _SEEDS = random.Random(secrets.randbits(64))  # noqa: S311
 TASK_TYPE = "videoInference"
+_NO_QUOTA = Admission()
 
 
 class VideoService:
@@ -37,6 +40,7 @@ class VideoService:
         blobs: Where result files live (deleted with their job).
         card: The model served.
         max_attempts: Tries a job gets before a lost worker fails it.
+        quotas: Each key's limits (None: none).
     """
 
     def __init__(
@@ -48,7 +52,9 @@ class VideoService:
         card: ModelCard,
         *,
         max_attempts: int,
+        quotas: Quotas | None = None,
     ) -> None:
+        self.quotas = quotas
         self.jobs = jobs
         self.inputs = inputs
         self.views = views
@@ -75,6 +81,7 @@ class VideoService:
         base = request.seed if request.seed is not None else _SEEDS.getrandbits(32) + 1
         n = request.number_results
         cost = as_float(price(self.card, spec))
+        quota = _NO_QUOTA if self.quotas is None else await self.quotas.admission(owner)
         job, _, _ = await self.jobs.create(
             NewJob(
                 task_uuid=task_uuid,
@@ -86,7 +93,8 @@ class VideoService:
                 video_uuids=[str(uuid.uuid4()) for _ in range(n)],
                 seeds=[1 + (base + i - 1) % SEED_MAX for i in range(n)],  # seeds are 1..SEED_MAX
                 costs=[cost] * n,
-            )
+            ),
+            quota,
         )
         return job
 

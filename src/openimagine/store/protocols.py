@@ -12,22 +12,28 @@ PostgreSQL) and `store.memory.MemoryStore` implement it, and one contract suite 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 from openimagine.domain.deliveries import Delivery, NewDelivery
 from openimagine.domain.jobs import Claim, Job, JobStatus, NewJob, Result, ResultUpdate
+from openimagine.domain.quotas import Admission, Limits
 from openimagine.domain.records import ApiKey, MediaItem, WorkerInfo, WorkerState
+from openimagine.domain.usage import UsageTotals
 
 
 class JobStore(Protocol):
     """Jobs as the API reads and writes them."""
 
-    async def create(self, new: NewJob) -> tuple[Job, list[Result], bool]:
+    async def create(self, new: NewJob, quota: Admission = ...) -> tuple[Job, list[Result], bool]:
         """Insert a job and its results; idempotent on (task_uuid, request_hash, owner).
 
         Returns the stored job, its results, and whether this call created it. Raises
-        `Conflict` when the task UUID exists with a different request or owner.
+        `Conflict` when the task UUID exists with a different request or owner, and
+        `QuotaExceeded` (storing nothing) when a new job takes its owner past `quota`: more
+        queued jobs than `max_queued`, or more than `daily_budget_usd` of jobs submitted
+        this UTC day (exact on SQLite and the memory store; on PostgreSQL the queue limit
+        may be passed by the submits of one key committing at the same instant).
         """
         ...
 
@@ -74,8 +80,11 @@ class QueueStore(Protocol):
     token: once the lease is lost (expired and re-claimed) it raises `LeaseLost` and changes
     nothing."""
 
-    async def claim(self, worker_id: str, lease_s: float) -> Claim | None:
-        """Lease the next runnable job: queued, or running with an expired lease."""
+    async def claim(self, worker_id: str, lease_s: float, *, max_running: int = 0) -> Claim | None:
+        """Lease the next runnable job: running with an expired lease, else the next queued
+        one whose owner runs fewer jobs than its limit (its key's `max_running` override,
+        else `max_running`; 0: none. Exact on SQLite; on PostgreSQL two workers claiming at
+        the same instant may each take one more)."""
         ...
 
     async def wait(self, timeout_s: float) -> None:
@@ -125,9 +134,12 @@ class QueueStore(Protocol):
 class OutboxStore(Protocol):
     """Due deliveries, leased to one sender at a time."""
 
-    async def claim(self, limit: int, lease_s: float) -> list[Delivery]:
-        """Lease due deliveries (pending, due, not leased by another sender); each claim
-        counts as a try."""
+    async def claim(
+        self, limit: int, lease_s: float, *, per_host: int = 0, busy: Collection[str] = ()
+    ) -> list[Delivery]:
+        """Lease due deliveries (pending, due, not leased by another sender), oldest first;
+        at most `per_host` to one destination (`domain.deliveries.destination`; 0: no bound)
+        and none to the destinations in `busy`. Each claim counts as a try."""
         ...
 
     async def done(self, delivery_id: str) -> None:
@@ -144,6 +156,20 @@ class KeyStore(Protocol):
 
     async def add(self, key_hash: str, label: str, prefix: str) -> str:
         """Store a key hash (idempotent); return its id."""
+        ...
+
+    async def limits(self, key_id: str) -> Limits:
+        """A key's overrides of the quota settings (none set: `Limits()`)."""
+        ...
+
+    async def set_limits(self, key_id_or_prefix: str, changes: Limits) -> bool:
+        """Change the overrides `changes` sets (0: no limit) on an active key; False when
+        none matched."""
+        ...
+
+    async def configure(self, keys: Mapping[str, str]) -> None:
+        """Make the keys given with `--api-key` (hash → prefix) exactly the active configured
+        ones: add or reactivate each, revoke every other configured key."""
         ...
 
     async def find(self, key_hash: str) -> str | None:
@@ -203,6 +229,15 @@ class SweepStore(Protocol):
         ...
 
 
+class UsageStore(Protocol):
+    """The usage ledger: an entry for every finished result, written with it."""
+
+    async def totals(self, start: float, end: float, owner: str | None = None) -> list[UsageTotals]:
+        """Each key's totals over results finished in [start, end), by owner; only
+        `owner`'s when given (no entry: an empty list)."""
+        ...
+
+
 class TaskStore(Protocol):
     """Every part over one store, and its lifecycle."""
 
@@ -239,6 +274,11 @@ class TaskStore(Protocol):
     @property
     def sweep(self) -> SweepStore:
         """Expired result files."""
+        ...
+
+    @property
+    def usage(self) -> UsageStore:
+        """The usage ledger."""
         ...
 
     async def migrate(self) -> None:

@@ -149,6 +149,7 @@ class Worker:
 
     async def _loop(self, runner: JobRunner) -> None:
         queue, workers = self.parts.queue, self.settings.workers
+        max_running = self.settings.quotas.max_running_per_key
         last_reap = last_beat = 0.0
         while not self.shutdown.is_set():
             now = time.monotonic()
@@ -158,7 +159,7 @@ class Worker:
             if now - last_beat > _WORKER_HEARTBEAT_S:
                 await self.parts.registry.beat(self.id, WorkerState.READY)
                 last_beat = now
-            claim = await queue.claim(self.id, workers.lease_s)
+            claim = await queue.claim(self.id, workers.lease_s, max_running=max_running)
             if claim is None:
                 # Woken by a submit; the timeout is only the safety net (and the reaper's beat).
                 await queue.wait(workers.poll_s)

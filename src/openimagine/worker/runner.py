@@ -135,9 +135,11 @@ class JobRunner:
                 await self._fail(claim, exc.code, exc.message)
                 state.stop.set()
                 return
-            except Exception as exc:
+            except Exception:
                 log.exception("generation failed for %s", claim.job.task_uuid)
-                await self._fail(claim, "inferenceError", f"Generation failed: {exc}")
+                # The exception's text can name this host's paths or devices: logged above,
+                # never stored where the client reads it.
+                await self._fail(claim, "inferenceError", "Generation failed on the server.")
                 state.stop.set()
                 return
             await self.queue.complete_result(

@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException  # FastAPI's is a subclass; body errors raise this
 
 from openimagine.api.openai.forms import as_json
-from openimagine.errors import ErrorKind, OpenImagineError
+from openimagine.errors import ErrorKind, OpenImagineError, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ HTTP_STATUS = {
     ErrorKind.CONFLICT: 409,
     ErrorKind.GONE: 410,
     ErrorKind.TOO_LARGE: 413,
+    ErrorKind.TOO_MANY: 429,
     ErrorKind.INTERNAL: 500,
 }
 # The service's and the edge's own names for what OpenAI calls otherwise (the task id is the
@@ -54,9 +55,13 @@ def error_response(status: int, message: str, param: str | None, code: str | Non
 
 
 def domain_error(err: OpenImagineError) -> JSONResponse:
-    """A domain error in OpenAI's envelope, the code in snake case."""
+    """A domain error in OpenAI's envelope, the code in snake case (a quota's with
+    `Retry-After`)."""
     param = _PARAMS.get(err.parameter, err.parameter) if err.parameter else None
-    return error_response(HTTP_STATUS[err.kind], err.message, param, snake(err.code))
+    response = error_response(HTTP_STATUS[err.kind], err.message, param, snake(err.code))
+    if isinstance(err, QuotaExceeded):
+        response.headers["Retry-After"] = str(err.retry_after_s)
+    return response
 
 
 def validation_error(exc: RequestValidationError) -> JSONResponse:

@@ -22,7 +22,7 @@ from openimagine.domain.requests import MediaInput, SafetyMode, VideoRequest
 from openimagine.domain.views import JobView
 from openimagine.errors import InvalidInput
 from openimagine.models.card import ModelCard, Size
-from openimagine.models.rules import check_model, check_prompt, check_size
+from openimagine.models.rules import check_model, check_prompt, check_size, check_url
 
 DEFAULT_SIZE = "720x1280"  # OpenAI's default; one of the card's sizes
 DEFAULT_SECONDS = 4  # OpenAI's default
@@ -85,6 +85,13 @@ def _reference(ref: ImageReference) -> MediaInput:
             code="invalidInputReference",
             parameter="input_reference",
         )
+    if not ref.image_url.lower().startswith("data:"):
+        try:
+            check_url("input_reference.image_url", ref.image_url)
+        except InvalidInput as err:
+            raise InvalidInput(
+                err.message, code="invalidInputReference", parameter="input_reference"
+            ) from None
     return MediaInput(ref.image_url, "input_reference")
 
 

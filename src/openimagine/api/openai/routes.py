@@ -48,6 +48,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     # Also keeps FastAPI from documenting its 422: validation errors are 400s here.
     "default": {"model": ErrorResponse, "description": "Any other error (409, 413, 5xx)."},
 }
+# Ids are task UUIDs, stored in lower case: any spelling finds its video.
 VideoId = Annotated[str, PathParam(description="The video's id: its Runware taskUUID.")]
 
 # -- routes ----------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ async def retrieve_video(
     video_id: VideoId, owner: Owner, deps: Services, response: Response
 ) -> Video:
     """A video's status, progress and, once failed, its error."""
-    video = video_object(await deps.videos.get(owner, video_id))
+    video = video_object(await deps.videos.get(owner, video_id.lower()))
     if video.status in ("queued", "in_progress"):
         response.headers["openai-poll-after-ms"] = str(POLL_AFTER_MS)
     return video
@@ -156,7 +157,7 @@ async def retrieve_video(
 async def delete_video(video_id: VideoId, owner: Owner, deps: Services) -> VideoDeleted:
     """Delete a finished or queued video, with its files. A running one is a 409: cancel it
     (`POST /v1/videos/{video_id}/cancel`) and delete it once it has stopped."""
-    job = await deps.videos.delete(owner, video_id)
+    job = await deps.videos.delete(owner, video_id.lower())
     return VideoDeleted(id=job.task_uuid, deleted=True)
 
 
@@ -164,8 +165,9 @@ async def delete_video(video_id: VideoId, owner: Owner, deps: Services) -> Video
 async def cancel_video(video_id: VideoId, owner: Owner, deps: Services) -> Video:
     """Cancel a video: a queued one at once, a running one within one denoising step. It then
     fails with the error code `task_cancelled`. (Not in OpenAI's API.)"""
-    await deps.videos.cancel(owner, check_task_uuid(video_id))
-    return video_object(await deps.videos.get(owner, video_id))
+    task_uuid = check_task_uuid(video_id)
+    await deps.videos.cancel(owner, task_uuid)
+    return video_object(await deps.videos.get(owner, task_uuid))
 
 
 @router.get(
@@ -196,7 +198,7 @@ async def video_content(
     ] = "video",
 ) -> Response:
     """The bytes of a completed video (Range requests supported), or its thumbnail."""
-    view = await deps.videos.get(owner, video_id)
+    view = await deps.videos.get(owner, video_id.lower())
     first = view.results[0].result if view.results else None
     if first is None or first.status is not ResultStatus.SUCCESS or first.blob_key is None:
         state = "failed" if view.job.status.terminal else "is not completed yet"

@@ -17,6 +17,7 @@ from openimagine.store.memory.records import (
     MemoryMedia,
     MemoryOutbox,
     MemorySweep,
+    MemoryUsage,
     MemoryWorkers,
 )
 from openimagine.store.memory.state import State
@@ -36,6 +37,7 @@ class MemoryStore:
         self.media = MemoryMedia(self._state)
         self.workers = MemoryWorkers(self._state)
         self.sweep = MemorySweep(self._state)
+        self.usage = MemoryUsage(self._state)
 
     @property
     def clock(self) -> Callable[[], float]:

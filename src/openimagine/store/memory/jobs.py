@@ -20,8 +20,12 @@ from openimagine.domain.jobs import (
     ResultUpdate,
     reaped,
 )
+from openimagine.domain.quotas import Admission, utc_day
 from openimagine.errors import Conflict, LeaseLost, NotFound
 from openimagine.store.memory.state import State
+from openimagine.store.quotas import over_budget, queue_full
+
+_NO_QUOTA = Admission()
 
 
 class MemoryJobs:
@@ -30,7 +34,9 @@ class MemoryJobs:
     def __init__(self, state: State) -> None:
         self._s = state
 
-    async def create(self, new: NewJob) -> tuple[Job, list[Result], bool]:
+    async def create(
+        self, new: NewJob, quota: Admission = _NO_QUOTA
+    ) -> tuple[Job, list[Result], bool]:
         existing = self._s.jobs.get(new.task_uuid)
         if existing is not None:
             if existing.request_hash != new.request_hash or existing.owner != new.owner:
@@ -39,11 +45,30 @@ class MemoryJobs:
                     parameter="taskUUID",
                 )
             return existing, self._s.results_of(new.task_uuid), False
-        job = new.queued(self._s.clock(), self._s.arrivals + 1)
+        now = self._s.clock()
+        self._admit(new, quota, now)
+        job = new.queued(now, self._s.arrivals + 1)
         self._s.jobs[job.task_uuid] = job
         self._s.results[job.task_uuid] = new.pending_results()
         self._s.arrivals += 1
         return job, self._s.results_of(job.task_uuid), True
+
+    def _admit(self, new: NewJob, quota: Admission, now: float) -> None:
+        """`QuotaExceeded` when `new` takes its owner past `quota` (see `JobStore.create`)."""
+        if quota.max_queued:
+            queued = sum(
+                1
+                for j in self._s.jobs.values()
+                if j.owner == new.owner and j.status is JobStatus.QUEUED
+            )
+            if queued >= quota.max_queued:
+                raise queue_full(quota.max_queued)
+        if quota.daily_budget_usd:
+            day, cost = utc_day(now), float(sum(new.costs))
+            spent = self._s.spend.get((new.owner, day), 0.0)
+            if spent + cost > quota.daily_budget_usd + 1e-9:
+                raise over_budget(quota.daily_budget_usd, spent, cost, now)
+            self._s.spend[(new.owner, day)] = spent + cost
 
     def _owned(self, task_uuid: str, owner: str | None) -> Job | None:
         job = self._s.jobs.get(task_uuid)
@@ -146,9 +171,29 @@ class MemoryQueue:
             and job.attempts < job.max_attempts
         )
 
-    async def claim(self, worker_id: str, lease_s: float) -> Claim | None:
+    def _at_limit(self, default_max_running: int) -> set[str]:
+        """Owners running as many jobs as their limit allows."""
+        running: dict[str, int] = {}
+        for j in self._s.jobs.values():
+            if j.status is JobStatus.RUNNING:
+                running[j.owner] = running.get(j.owner, 0) + 1
+        limits = {key.id: key.limits.max_running for _, key in self._s.keys.values()}
+        full = set()
+        for owner, n in running.items():
+            limit = limits.get(owner)
+            limit = default_max_running if limit is None else limit
+            if limit and n >= limit:
+                full.add(owner)
+        return full
+
+    async def claim(self, worker_id: str, lease_s: float, *, max_running: int = 0) -> Claim | None:
         now = self._s.clock()
-        ready = [j for j in self._s.jobs.values() if self._claimable(j, now)]
+        full = self._at_limit(max_running)
+        ready = [
+            j
+            for j in self._s.jobs.values()
+            if self._claimable(j, now) and not (j.status is JobStatus.QUEUED and j.owner in full)
+        ]
         if not ready:
             return None
         # A running job whose lease ran out first, then the queue in order.

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
-from openimagine.domain.deliveries import Delivery, DeliveryStatus
+from openimagine.domain.deliveries import Delivery, DeliveryStatus, destination
+from openimagine.domain.jobs import ResultStatus
+from openimagine.domain.quotas import Limits
 from openimagine.domain.records import ApiKey, MediaItem, WorkerInfo, WorkerState
+from openimagine.domain.usage import UsageEntry, UsageTotals
 from openimagine.store.memory.state import State
 
 
@@ -17,7 +21,9 @@ class MemoryOutbox:
     def __init__(self, state: State) -> None:
         self._s = state
 
-    async def claim(self, limit: int, lease_s: float) -> list[Delivery]:
+    async def claim(
+        self, limit: int, lease_s: float, *, per_host: int = 0, busy: Collection[str] = ()
+    ) -> list[Delivery]:
         now = self._s.clock()
         due = sorted(
             (
@@ -26,11 +32,19 @@ class MemoryOutbox:
                 if d.status is DeliveryStatus.PENDING
                 and d.next_attempt_at <= now
                 and self._s.delivery_leases.get(d.id, 0.0) < now
+                and destination(d.url) not in busy
             ),
             key=lambda d: (d.next_attempt_at, d.created_at),
-        )[:limit]
-        claimed = []
+        )
+        taken: Counter[str] = Counter()
+        claimed: list[Delivery] = []
         for d in due:
+            host = destination(d.url)
+            if len(claimed) == limit:
+                break
+            if per_host and taken[host] >= per_host:
+                continue
+            taken[host] += 1
             d = replace(d, attempts=d.attempts + 1)
             self._s.deliveries[d.id] = d
             self._s.delivery_leases[d.id] = now + lease_s
@@ -71,6 +85,32 @@ class MemoryKeys:
         key_id = str(uuid.uuid4())
         self._s.keys[key_id] = (key_hash, ApiKey(key_id, label, prefix, self._s.clock(), None))
         return key_id
+
+    async def limits(self, key_id: str) -> Limits:
+        found = self._s.keys.get(key_id)
+        return Limits() if found is None else found[1].limits
+
+    async def set_limits(self, key_id_or_prefix: str, changes: Limits) -> bool:
+        hit = False
+        for key_id, (stored, key) in list(self._s.keys.items()):
+            if key.revoked_at is None and key_id_or_prefix in (key.id, key.prefix):
+                self._s.keys[key_id] = (stored, replace(key, limits=key.limits.merge(changes)))
+                hit = True
+        return hit
+
+    async def configure(self, keys: Mapping[str, str]) -> None:
+        now = self._s.clock()
+        for key_id, (stored, key) in list(self._s.keys.items()):
+            if key.configured and stored not in keys and key.revoked_at is None:
+                self._s.keys[key_id] = (stored, replace(key, revoked_at=now))
+        known = {stored: key_id for key_id, (stored, _) in self._s.keys.items()}
+        for key_hash, prefix in keys.items():
+            if key_hash not in known:
+                key_id = str(uuid.uuid4())
+                key = ApiKey(key_id, "configured", prefix, now, None, configured=True)
+                self._s.keys[key_id] = (key_hash, key)
+            elif (key := self._s.keys[known[key_hash]][1]).configured:  # not a `keys create` one
+                self._s.keys[key.id] = (key_hash, replace(key, revoked_at=None))
 
     async def find(self, key_hash: str) -> str | None:
         for key_id, (stored, key) in self._s.keys.items():
@@ -154,3 +194,23 @@ class MemorySweep:
                 task_uuid,
                 lambda r: replace(r, blob_key=None, size_bytes=None) if r.video_uuid in gone else r,
             )
+
+
+class MemoryUsage:
+    """`UsageStore` in memory."""
+
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    async def totals(self, start: float, end: float, owner: str | None = None) -> list[UsageTotals]:
+        by_owner: dict[str, list[UsageEntry]] = {}
+        for e in self._s.usage.values():
+            if start <= e.recorded_at < end and owner in (None, e.owner):
+                by_owner.setdefault(e.owner, []).append(e)
+        out = []
+        for key, entries in sorted(by_owner.items()):
+            ok = [e for e in entries if e.status is ResultStatus.SUCCESS]
+            tasks = len({e.task_uuid for e in entries})
+            seconds, cost = sum(e.seconds for e in ok), round(sum(e.cost for e in entries), 6)
+            out.append(UsageTotals(key, tasks, len(entries), len(entries) - len(ok), seconds, cost))
+        return out

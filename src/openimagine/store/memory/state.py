@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from openimagine.domain.deliveries import Delivery, DeliveryStatus, NewDelivery
 from openimagine.domain.jobs import Job, Result, ResultStatus
 from openimagine.domain.records import ApiKey, MediaItem, WorkerInfo
+from openimagine.domain.usage import UsageEntry
 
 
 @dataclass
@@ -25,12 +26,20 @@ class State:
     media: dict[str, MediaItem] = field(default_factory=dict)
     workers: dict[str, WorkerInfo] = field(default_factory=dict)
     arrivals: int = 0  #: jobs created so far, which `wait` watches
+    usage: dict[str, UsageEntry] = field(default_factory=dict)  #: the ledger, by videoUUID
+    spend: dict[tuple[str, int], float] = field(default_factory=dict)  #: (owner, UTC day) → $
 
     def results_of(self, task_uuid: str) -> list[Result]:
         return list(self.results.get(task_uuid, []))
 
     def set_results(self, task_uuid: str, change: Callable[[Result], Result]) -> None:
-        self.results[task_uuid] = [change(r) for r in self.results[task_uuid]]
+        """Change a job's results; those that finish enter the ledger."""
+        before = self.results[task_uuid]
+        self.results[task_uuid] = after = [change(r) for r in before]
+        for old, new in zip(before, after, strict=True):
+            if old.status is ResultStatus.PROCESSING and new.status is not ResultStatus.PROCESSING:
+                entry = UsageEntry.of(self.jobs[task_uuid], new, new.completed_at or 0.0)
+                self.usage[new.video_uuid] = entry
 
     def fail_pending(self, task_uuid: str, code: str | None, message: str | None) -> None:
         now = self.clock()

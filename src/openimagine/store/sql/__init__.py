@@ -16,6 +16,7 @@ from openimagine.store.sql.outbox import SqlOutbox
 from openimagine.store.sql.queue import SqlQueue
 from openimagine.store.sql.shared import Context
 from openimagine.store.sql.sweep import SqlSweep
+from openimagine.store.sql.usage import SqlUsage
 from openimagine.store.sql.workers import SqlWorkers
 
 __all__ = ["SqlStore"]
@@ -36,6 +37,7 @@ class SqlStore:
         self.media = SqlMedia(self._ctx)
         self.workers = SqlWorkers(self._ctx)
         self.sweep = SqlSweep(self._ctx)
+        self.usage = SqlUsage(self._ctx)
 
     @property
     def dialect(self) -> str:

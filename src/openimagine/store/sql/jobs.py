@@ -8,17 +8,21 @@ import sqlalchemy as sa
 
 from openimagine.domain.deliveries import Delivery
 from openimagine.domain.jobs import CANCELED, Job, JobStatus, NewJob, Result
+from openimagine.domain.quotas import Admission
 from openimagine.errors import Conflict, NotFound
 from openimagine.store.sql import raw, submits
 from openimagine.store.sql.rows import to_delivery
 from openimagine.store.sql.shared import (
     Context,
     add_hole,
+    count_queued,
     fail_pending,
     load_job,
     results_of,
 )
 from openimagine.store.sql.tables import deliveries
+
+_NO_QUOTA = Admission()
 
 
 class SqlJobs:
@@ -27,11 +31,13 @@ class SqlJobs:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
 
-    async def create(self, new: NewJob) -> tuple[Job, list[Result], bool]:
-        """Insert a job and its results; idempotent on (task_uuid, request_hash, owner).
-        Idle workers are woken once it commits."""
+    async def create(
+        self, new: NewJob, quota: Admission = _NO_QUOTA
+    ) -> tuple[Job, list[Result], bool]:
+        """Insert a job and its results; idempotent on (task_uuid, request_hash, owner);
+        `QuotaExceeded` past a quota. Idle workers are woken once it commits."""
         created: tuple[Job, list[Result], bool] = await self._ctx.db.write_together(
-            submits.create, new, self._ctx.now()
+            submits.create, new, self._ctx.now(), quota
         )
         return created
 
@@ -129,6 +135,7 @@ def _delete(conn: sa.Connection, task_uuid: str, owner: str) -> Any:
     removed = results_of(conn, task_uuid, plan)
     if job.status is JobStatus.QUEUED:
         add_hole(conn, job.seq)
+        count_queued(conn, job.owner, -1)
     for table in ("deliveries", "results", "jobs"):
         raw.execute(conn, f"DELETE FROM {table} WHERE task_uuid = :t", {"t": task_uuid})  # noqa: S608
     return job, removed
@@ -153,6 +160,7 @@ def _cancel(conn: sa.Connection, task_uuid: str, owner: str | None, now: float) 
             },
         )
         fail_pending(conn, task_uuid, plan, CANCELED.code, CANCELED.message, now)
+        count_queued(conn, job.owner, -1)
         add_hole(conn, job.seq)
     elif job.status is JobStatus.RUNNING:
         raw.execute(

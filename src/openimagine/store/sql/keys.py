@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
+from openimagine.domain.quotas import Limits
 from openimagine.domain.records import ApiKey
 from openimagine.store.sql.shared import Context
 from openimagine.store.sql.tables import api_keys
@@ -20,6 +24,18 @@ class SqlKeys:
     async def add(self, key_hash: str, label: str, prefix: str) -> str:
         """Store a key hash (idempotent); return its id."""
         return await self._ctx.db.write(_add, key_hash, label, prefix, self._ctx.now())
+
+    async def limits(self, key_id: str) -> Limits:
+        """A key's overrides of the quota settings."""
+        return await self._ctx.db.read(_limits, key_id)
+
+    async def set_limits(self, key_id_or_prefix: str, changes: Limits) -> bool:
+        """Change the overrides `changes` sets on an active key."""
+        return await self._ctx.db.write(_set_limits, key_id_or_prefix, changes)
+
+    async def configure(self, keys: Mapping[str, str]) -> None:
+        """Make the keys given with `--api-key` exactly the active configured ones."""
+        await self._ctx.db.write(_configure, dict(keys), self._ctx.now())
 
     async def find(self, key_hash: str) -> str | None:
         """The id of an active key with this hash."""
@@ -48,6 +64,55 @@ def _add(conn: sa.Connection, key_hash: str, label: str, prefix: str, now: float
     return key_id
 
 
+def _configure(conn: sa.Connection, keys: dict[str, str], now: float) -> None:
+    retired = api_keys.update().where(
+        api_keys.c.configured.is_(True), api_keys.c.revoked_at.is_(None)
+    )
+    if keys:
+        retired = retired.where(api_keys.c.key_hash.not_in(list(keys)))
+    conn.execute(retired.values(revoked_at=now))
+    for key_hash, prefix in keys.items():
+        # A key also created with `keys create` stays that command's (never retired here).
+        found = conn.execute(
+            sa.select(api_keys.c.configured).where(api_keys.c.key_hash == key_hash)
+        )
+        row = found.first()
+        if row is None:
+            _add(conn, key_hash, "configured", prefix, now)
+        if row is None or row[0]:
+            conn.execute(
+                api_keys.update()
+                .where(api_keys.c.key_hash == key_hash)
+                .values(revoked_at=None, configured=True)
+            )
+
+
+_LIMITS = tuple(f.name for f in dataclasses.fields(Limits))
+
+
+def _limits_of(row: Any) -> Limits:
+    return Limits(**{name: row._mapping[name] for name in _LIMITS})
+
+
+def _limits(conn: sa.Connection, key_id: str) -> Limits:
+    q = sa.select(*(api_keys.c[name] for name in _LIMITS)).where(api_keys.c.id == key_id)
+    row = conn.execute(q).first()
+    return Limits() if row is None else _limits_of(row)
+
+
+def _set_limits(conn: sa.Connection, key_id_or_prefix: str, changes: Limits) -> bool:
+    values = {name: v for name in _LIMITS if (v := getattr(changes, name)) is not None}
+    res = conn.execute(
+        api_keys.update()
+        .where(
+            sa.or_(api_keys.c.id == key_id_or_prefix, api_keys.c.prefix == key_id_or_prefix),
+            api_keys.c.revoked_at.is_(None),
+        )
+        .values(**values)
+    )
+    return bool(res.rowcount)
+
+
 def _find(conn: sa.Connection, key_hash: str) -> str | None:
     q = sa.select(api_keys.c.id).where(
         api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
@@ -57,9 +122,12 @@ def _find(conn: sa.Connection, key_hash: str) -> str | None:
 
 
 def _list(conn: sa.Connection) -> list[ApiKey]:
-    columns = ("id", "label", "prefix", "created_at", "revoked_at")
+    columns = ("id", "label", "prefix", "created_at", "revoked_at", "configured", *_LIMITS)
     q = sa.select(*(api_keys.c[name] for name in columns)).order_by(api_keys.c.created_at.desc())
-    return [ApiKey(**dict(r._mapping)) for r in conn.execute(q)]
+    return [
+        ApiKey(**{k: v for k, v in r._mapping.items() if k not in _LIMITS}, limits=_limits_of(r))
+        for r in conn.execute(q)
+    ]
 
 
 def _revoke(conn: sa.Connection, key_id_or_prefix: str, now: float) -> bool:

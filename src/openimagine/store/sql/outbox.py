@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,14 +20,17 @@ class SqlOutbox:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
 
-    async def claim(self, limit: int, lease_s: float) -> list[Delivery]:
-        """Lease due deliveries (pending, due, and not leased by another sender)."""
+    async def claim(
+        self, limit: int, lease_s: float, *, per_host: int = 0, busy: Collection[str] = ()
+    ) -> list[Delivery]:
+        """Lease due deliveries (pending, due, and not leased by another sender), oldest
+        first: at most `per_host` to one destination (0: no bound), none to `busy` ones."""
         now = self._ctx.now()
         # perf: senders look four times a second; a read on the hot path (on SQLite: on the
         # event loop, no thread) answers "nothing due".
         if not await self._ctx.db.read_hot(_any_due, now):
             return []
-        return await self._ctx.db.write(_claim, limit, lease_s, now, self._ctx.db.dialect)
+        return await self._ctx.db.write(_claim, limit, lease_s, now, per_host, tuple(busy))
 
     async def done(self, delivery_id: str) -> None:
         """A delivery succeeded."""
@@ -65,23 +69,38 @@ async def _any_due(ex: Executor, now: float) -> bool:
     return await ex.fetchone(_ANY_DUE, {"now": now}) is not None
 
 
+def _candidates(
+    now: float, limit: int, per_host: int, busy: tuple[str, ...]
+) -> sa.Select[tuple[str]]:
+    """The ids to lease: due rows oldest first, the `per_host` oldest of each destination."""
+    d = deliveries.c
+    order = (d.next_attempt_at, d.created_at)
+    nth = sa.func.row_number().over(partition_by=d.host, order_by=order).label("nth")
+    inner = sa.select(d.id, d.next_attempt_at, d.created_at, nth).where(_due(now))
+    if busy:
+        inner = inner.where(d.host.not_in(busy))
+    due = inner.subquery()
+    q = sa.select(due.c.id).order_by(due.c.next_attempt_at, due.c.created_at).limit(limit)
+    return q.where(due.c.nth <= per_host) if per_host > 0 else q
+
+
 def _claim(
-    conn: sa.Connection, limit: int, lease_s: float, now: float, dialect: str
+    conn: sa.Connection,
+    limit: int,
+    lease_s: float,
+    now: float,
+    per_host: int,
+    busy: tuple[str, ...],
 ) -> list[Delivery]:
-    q = (
-        sa.select(deliveries.c.id)
-        .where(_due(now))
-        .order_by(deliveries.c.next_attempt_at)
-        .limit(limit)
-    )
-    if dialect == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    ids = [r[0] for r in conn.execute(q)]
+    ids = [r[0] for r in conn.execute(_candidates(now, limit, per_host, busy))]
     if not ids:
         return []
+    # The update checks again that each row is due and unleased: on PostgreSQL another
+    # sender may lease the same candidates first (the update waits for its row locks, then
+    # sees the lease), so no row is ever leased twice.
     rows = conn.execute(
         deliveries.update()
-        .where(deliveries.c.id.in_(ids))
+        .where(deliveries.c.id.in_(ids), _due(now))
         .values(lease_expires_at=now + lease_s, attempts=deliveries.c.attempts + 1)
         .returning(*deliveries.c)
     )

@@ -22,6 +22,7 @@ from openimagine.store.sql import raw
 from openimagine.store.sql.executor import Replanned
 from openimagine.store.sql.shared import (
     Context,
+    count_queued,
     fail_pending,
     finished_of,
     insert_deliveries,
@@ -34,6 +35,12 @@ _EXPIRED = (
     " AND attempts < max_attempts"
 )
 _QUEUED = "status = 'queued' AND cancel_requested = false"
+# A key's `max_running` override, else the worker's default (0: none).
+_RUN_LIMIT = (
+    "COALESCE((SELECT k.max_running FROM api_keys k WHERE k.id = jobs.owner), :max_running)"
+)
+_RUNNING_OF = "(SELECT count(*) FROM jobs r WHERE r.owner = jobs.owner AND r.status = 'running')"
+_UNDER_LIMIT = f" AND ({_RUN_LIMIT} = 0 OR {_RUNNING_OF} < {_RUN_LIMIT})"
 _ORDER = "ORDER BY seq LIMIT 1"
 _CLAIM = """
 UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :worker,
@@ -74,16 +81,16 @@ class SqlQueue:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
 
-    async def claim(self, worker_id: str, lease_s: float) -> Claim | None:
+    async def claim(self, worker_id: str, lease_s: float, *, max_running: int = 0) -> Claim | None:
         """Lease the next runnable job: a running one whose lease ran out first, else the
-        oldest queued one."""
+        oldest queued one whose key runs fewer jobs than its limit."""
         now = self._ctx.now()
         # perf: idle workers look often; a reader answers "nothing", so an empty queue never
         # takes the write lock away from submits.
         if not await self._ctx.db.read(_anything, now):
             return None
         token = secrets.token_hex(16)
-        return await self._ctx.db.write(_claim, worker_id, token, now, lease_s)
+        return await self._ctx.db.write(_claim, worker_id, token, now, lease_s, max_running)
 
     async def wait(self, timeout_s: float) -> None:
         """Return when a job may have arrived (a wake-up), or after `timeout_s`."""
@@ -160,17 +167,20 @@ def _anything(conn: sa.Connection, now: float) -> bool:
 
 
 def _claim(
-    conn: sa.Connection, worker_id: str, token: str, now: float, lease_s: float
+    conn: sa.Connection, worker_id: str, token: str, now: float, lease_s: float, max_running: int
 ) -> Claim | None:
     params = {"worker": worker_id, "token": token, "expires": now + lease_s, "now": now}
+    params["max_running"] = max_running
     row = None
-    for where in (_EXPIRED, _QUEUED):
+    for where in (_EXPIRED, _QUEUED + _UNDER_LIMIT):
         row = raw.execute(conn, _claim_sql(where, conn.dialect.name), params).fetchone()
         if row is not None:
             break
     if row is None:
         return None
     job = raw.job_from(row)
+    if where != _EXPIRED:
+        count_queued(conn, job.owner, -1)
     results = raw.merge(
         job.task_uuid, raw.plan_from(row[raw.PLAN]), finished_of(conn, job.task_uuid)
     )
@@ -213,6 +223,8 @@ def _release(conn: sa.Connection, task_uuid: str, token: str) -> None:
         "DELETE FROM queue_holes WHERE seq = (SELECT seq FROM jobs WHERE task_uuid = :t)",
         {"t": task_uuid},
     )
+    owner = raw.execute(conn, "SELECT owner FROM jobs WHERE task_uuid = :t", {"t": task_uuid})
+    count_queued(conn, owner.fetchone()[0], 1)
 
 
 def _complete(

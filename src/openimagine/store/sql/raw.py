@@ -48,6 +48,13 @@ JOB_SELECT = f"SELECT {columns(JOB_COLUMNS)} FROM jobs"  # noqa: S608 - constant
 RESULT_SELECT = f"SELECT {columns(RESULT_COLUMNS)} FROM results"  # noqa: S608
 
 
+# `n` more (or fewer) queued jobs of a key (`tables.key_queue`).
+COUNT_QUEUED = """
+INSERT INTO key_queue (owner, queued) VALUES (:owner, :n)
+ON CONFLICT (owner) DO UPDATE SET queued = key_queue.queued + excluded.queued
+"""
+
+
 def execute(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
     """Run `sql` on the connection's driver; returns the driver's cursor."""
     driver = conn.connection.driver_connection

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from openimagine.domain.deliveries import DeliveryStatus, NewDelivery
+from openimagine.domain.deliveries import DeliveryStatus, NewDelivery, destination
 from openimagine.domain.jobs import Job, Result, ResultStatus
+from openimagine.domain.usage import UsageEntry
 from openimagine.store.sql import raw
 from openimagine.store.sql.database import Database
-from openimagine.store.sql.tables import deliveries
+from openimagine.store.sql.tables import deliveries, usage
 
 
 @dataclass
@@ -80,6 +81,7 @@ def insert_results(conn: sa.Connection, rows: Sequence[Result]) -> None:
         )
     sql = f"INSERT INTO results ({raw.columns(raw.RESULT_COLUMNS)}) VALUES {values}"  # noqa: S608
     raw.execute(conn, sql, params)
+    _record_usage(conn, rows)
 
 
 def fail_pending(
@@ -105,6 +107,11 @@ def fail_pending(
     )  # fmt: skip
 
 
+def count_queued(conn: sa.Connection, owner: str, n: int) -> None:
+    """`n` more (or fewer) jobs of `owner` are queued: in the transaction that queues them."""
+    raw.execute(conn, raw.COUNT_QUEUED, {"owner": owner, "n": n})
+
+
 def add_hole(conn: sa.Connection, seq: int) -> None:
     """Record that `seq` left the queue out of order (or was never used)."""
     raw.execute(
@@ -128,6 +135,7 @@ def insert_deliveries(
                 "event": d.event.value,
                 "video_uuid": d.video_uuid,
                 "url": d.url,
+                "host": destination(d.url),
                 "status": DeliveryStatus.PENDING.value,
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -136,3 +144,25 @@ def insert_deliveries(
             for d in new
         ],
     )
+
+
+def _record_usage(conn: sa.Connection, rows: Sequence[Result]) -> None:
+    """Ledger entries for finished results, in the transaction that finishes them."""
+    jobs: dict[str, Job | None] = {}
+    entries = []
+    for r in rows:
+        if r.task_uuid not in jobs:
+            found = load_job(conn, r.task_uuid)
+            jobs[r.task_uuid] = None if found is None else found[0]
+        job = jobs[r.task_uuid]
+        if job is not None:
+            entries.append(UsageEntry.of(job, r, r.completed_at or 0.0))
+    if entries:
+        conn.execute(usage.insert(), [_usage_row(e) for e in entries])
+
+
+def _usage_row(entry: UsageEntry) -> dict[str, object]:
+    return {
+        name: getattr(entry, name).value if name == "status" else getattr(entry, name)
+        for name in entry.__slots__
+    }

@@ -10,7 +10,9 @@ from typing import Any
 import orjson
 
 from openimagine.domain.jobs import Job, NewJob, Result
-from openimagine.errors import Conflict
+from openimagine.domain.quotas import Admission, utc_day
+from openimagine.errors import Conflict, QuotaExceeded
+from openimagine.store.quotas import over_budget, queue_full
 from openimagine.store.sql import raw
 from openimagine.store.sql.codec import spec_json
 from openimagine.store.sql.executor import Executor, Replanned, Row
@@ -46,7 +48,12 @@ ins AS (
         max_attempts, 0, false, number_results, created_at, seq, results_plan
     FROM r
     ON CONFLICT (task_uuid) DO NOTHING
-    RETURNING seq
+    RETURNING seq, owner
+),
+counted AS (
+    INSERT INTO key_queue (owner, queued)
+    SELECT owner, count(*) FROM ins GROUP BY owner
+    ON CONFLICT (owner) DO UPDATE SET queued = key_queue.queued + excluded.queued
 ),
 holes AS (
     INSERT INTO queue_holes (seq)
@@ -77,7 +84,19 @@ WHERE j.task_uuid = :task_uuid ORDER BY r.idx
 
 _HOLE = "INSERT INTO queue_holes (seq) VALUES (:s) ON CONFLICT DO NOTHING"
 
-Creation = tuple[NewJob, float]
+Creation = tuple[NewJob, float, Admission]
+_EXISTING = "SELECT task_uuid FROM jobs WHERE task_uuid IN ({names})"
+_QUEUED_OF = "SELECT queued FROM key_queue WHERE owner = :owner"
+
+_SPENT = "SELECT amount FROM spend WHERE owner = :owner AND day = :day"
+# Never past the budget, even when two batches of one key commit at once (PostgreSQL takes
+# the row's lock and checks the condition again on the row it then sees).
+_SPEND = """
+INSERT INTO spend (owner, day, amount) VALUES (:owner, :day, :amount)
+ON CONFLICT (owner, day) DO UPDATE SET amount = spend.amount + excluded.amount
+WHERE spend.amount + excluded.amount <= :budget
+RETURNING amount
+"""
 
 
 @functools.cache
@@ -86,11 +105,101 @@ def _values(template: str, n: int) -> str:
 
 
 async def create(ex: Executor, creations: list[Creation]) -> list[tuple[bool, Any]]:
-    """Insert the jobs of a batch of submits, each with the next queue number. A task UUID
-    that exists already gives the stored job when it is the same request from the same owner,
-    else `Conflict`; its unused number becomes a hole."""
-    if ex.dialect == "postgresql":
-        return await _create_pg(ex, creations)
+    """Insert the jobs of a batch of submits, each with the next queue number, unless it
+    takes its key past a quota (`QuotaExceeded`, nothing stored). A task UUID that exists
+    already gives the stored job when it is the same request from the same owner, else
+    `Conflict`; its unused number becomes a hole."""
+    refusals = await _admit(ex, creations)
+    admitted = [(new, now) for (new, now, _), no in zip(creations, refusals, strict=True) if not no]
+    if not admitted:
+        made = []
+    elif ex.dialect == "postgresql":
+        made = await _create_pg(ex, admitted)
+    else:
+        made = await _create_sqlite(ex, admitted)
+    done = iter(made)
+    return [(False, no) if no else next(done) for no in refusals]
+
+
+async def _admit(ex: Executor, creations: list[Creation]) -> list[QuotaExceeded | None]:
+    """Which submits of a batch a quota refuses: per key, in order, a new task past its queue
+    limit or its daily budget (a task already stored is never refused: a retried submit
+    gets its acknowledgement)."""
+    refusals: list[QuotaExceeded | None] = [None] * len(creations)
+    by_owner: dict[str, list[int]] = {}
+    for i, (new, _, quota) in enumerate(creations):
+        if quota.any:
+            by_owner.setdefault(new.owner, []).append(i)
+    for owner, indices in by_owner.items():
+        await _admit_owner(ex, owner, creations, indices, refusals)
+    return refusals
+
+
+async def _stored(ex: Executor, creations: list[Creation], indices: list[int]) -> set[str]:
+    """Which of these submits' tasks exist already."""
+    names = ", ".join(f":t{n}" for n in range(len(indices)))
+    params = {f"t{n}": creations[i][0].task_uuid for n, i in enumerate(indices)}
+    return {row[0] for row in await ex.fetchall(_EXISTING.format(names=names), params)}
+
+
+async def _admit_owner(
+    ex: Executor,
+    owner: str,
+    creations: list[Creation],
+    indices: list[int],
+    refusals: list[QuotaExceeded | None],
+) -> None:
+    quota, now = creations[indices[0]][2], creations[indices[0]][1]
+    queued = 0
+    if quota.max_queued:
+        found = await ex.fetchone(_QUEUED_OF, {"owner": owner})
+        queued = int(found[0]) if found else 0
+    day, spent = utc_day(now), 0.0
+    if quota.daily_budget_usd:
+        found = await ex.fetchone(_SPENT, {"owner": owner, "day": day})
+        spent = float(found[0]) if found else 0.0
+    # perf: retried tasks (never charged, never refused) are looked for only where they
+    # matter: with a budget, or once a queue limit refuses something.
+    mine = [creations[i][0] for i in indices]
+    known = await _stored(ex, creations, indices) if quota.daily_budget_usd else set()
+    verdicts = _decide(mine, known, quota, queued, spent, now)
+    if not quota.daily_budget_usd and any(verdicts):
+        known = await _stored(ex, creations, indices)
+        verdicts = _decide(mine, known, quota, queued, spent, now)
+    taken = [i for i, new, no in zip(indices, mine, verdicts, strict=True)
+             if no is None and new.task_uuid not in known]  # fmt: skip
+    for i, no in zip(indices, verdicts, strict=True):
+        refusals[i] = no
+    added = sum(float(sum(creations[i][0].costs)) for i in taken)
+    if quota.daily_budget_usd and added:
+        params = {"owner": owner, "day": day, "amount": added, "budget": quota.daily_budget_usd}
+        if await ex.fetchone(_SPEND, params) is None:  # another batch spent it meanwhile
+            for i in taken:
+                refusals[i] = over_budget(quota.daily_budget_usd, spent, added, now)
+
+
+def _decide(
+    mine: list[NewJob], known: set[str], quota: Admission, queued: int, spent: float, now: float
+) -> list[QuotaExceeded | None]:
+    """Each of a key's submits, in order: refused, or admitted (a stored task always is)."""
+    verdicts: list[QuotaExceeded | None] = []
+    for new in mine:
+        cost = float(sum(new.costs))
+        if new.task_uuid in known:
+            verdicts.append(None)
+        elif quota.max_queued and queued >= quota.max_queued:
+            verdicts.append(queue_full(quota.max_queued))
+        elif quota.daily_budget_usd and spent + cost > quota.daily_budget_usd + 1e-9:
+            verdicts.append(over_budget(quota.daily_budget_usd, spent, cost, now))
+        else:
+            queued, spent = queued + 1, spent + cost
+            verdicts.append(None)
+    return verdicts
+
+
+async def _create_sqlite(
+    ex: Executor, creations: list[tuple[NewJob, float]]
+) -> list[tuple[bool, Any]]:
     seqs = await _reserve(ex, len(creations))
     sql, params = _INSERT_JOBS.format(rows=_values(_JOB_ROW, len(creations))), {}
     for i, ((new, now), seq) in enumerate(zip(creations, seqs, strict=True)):
@@ -98,6 +207,12 @@ async def create(ex: Executor, creations: list[Creation]) -> list[tuple[bool, An
     inserted = {row[0] for row in await ex.fetchall(sql, params)}
     if inserted:
         ex.wake()
+        added: dict[str, int] = {}
+        for new, _ in creations:
+            if new.task_uuid in inserted:
+                added[new.owner] = added.get(new.owner, 0) + 1
+        for owner, n in added.items():
+            await ex.execute(raw.COUNT_QUEUED, {"owner": owner, "n": n})
     outcomes: list[tuple[bool, Any]] = []
     for (new, now), seq in zip(creations, seqs, strict=True):
         if new.task_uuid in inserted:
@@ -109,7 +224,7 @@ async def create(ex: Executor, creations: list[Creation]) -> list[tuple[bool, An
     return outcomes
 
 
-async def _create_pg(ex: Executor, creations: list[Creation]) -> list[tuple[bool, Any]]:
+async def _create_pg(ex: Executor, creations: list[tuple[NewJob, float]]) -> list[tuple[bool, Any]]:
     first: dict[str, int] = {}  # a task sent twice in one batch: its first submit inserts
     rows = []
     for i, (new, now) in enumerate(creations):

@@ -15,6 +15,30 @@ api_keys = sa.Table(
     sa.Column("prefix", sa.String(16), nullable=False, server_default=""),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("revoked_at", sa.Double),
+    sa.Column("configured", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Per-key overrides of the quota settings (NULL: the server's default).
+    sa.Column("max_queued", sa.Integer),
+    sa.Column("max_running", sa.Integer),
+    sa.Column("requests_per_minute", sa.Integer),
+    sa.Column("daily_budget_usd", sa.Double),
+)
+
+# How many jobs each key has queued, kept with every change of a job to or from `queued` (in
+# the same transaction): a submit checks its key's queue limit in O(1), whatever the depth.
+key_queue = sa.Table(
+    "key_queue",
+    metadata,
+    sa.Column("owner", sa.String(36), primary_key=True),
+    sa.Column("queued", sa.Integer, nullable=False),
+)
+
+# What each key submitted per UTC day, in dollars: its daily budget is checked against it.
+spend = sa.Table(
+    "spend",
+    metadata,
+    sa.Column("owner", sa.String(36), primary_key=True),
+    sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("amount", sa.Double, nullable=False),
 )
 
 jobs = sa.Table(
@@ -49,6 +73,7 @@ jobs = sa.Table(
 )
 sa.Index("ix_jobs_queue", jobs.c.status, jobs.c.seq)
 sa.Index("ix_jobs_owner", jobs.c.owner, jobs.c.created_at)
+sa.Index("ix_jobs_owner_status", jobs.c.owner, jobs.c.status)  # a key's queued and running
 
 # The next enqueue number (one row). Every number handed out becomes a job's `seq` or a hole.
 queue_counter = sa.Table(
@@ -106,6 +131,7 @@ deliveries = sa.Table(
     sa.Column("event", sa.String(16), nullable=False),  # DeliveryEvent
     sa.Column("video_uuid", sa.String(36)),  # the result a result_ready event names
     sa.Column("url", sa.Text, nullable=False),
+    sa.Column("host", sa.String(255), nullable=False, server_default=""),  # `destination`
     sa.Column("status", sa.String(16), nullable=False),  # DeliveryStatus
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.Double, nullable=False),
@@ -116,6 +142,23 @@ deliveries = sa.Table(
 )
 sa.Index("ix_deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
 sa.Index("ix_deliveries_task", deliveries.c.task_uuid)
+
+# One row per finished result (its video UUID): kept when the job is deleted, for billing.
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("video_uuid", sa.String(36), primary_key=True),
+    sa.Column("task_uuid", sa.String(64), nullable=False),
+    sa.Column("owner", sa.String(36), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # ResultStatus: success or error
+    sa.Column("seconds", sa.Double, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("cost", sa.Double, nullable=False),
+    sa.Column("recorded_at", sa.Double, nullable=False),
+)
+sa.Index("ix_usage_owner", usage.c.owner, usage.c.recorded_at)
+sa.Index("ix_usage_recorded", usage.c.recorded_at)
 
 media = sa.Table(
     "media",
