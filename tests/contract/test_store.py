@@ -200,6 +200,29 @@ async def test_reaper_fails_a_job_that_used_all_attempts(store: TaskStore):
     assert {r.error_code for r in results} == {"workerLost"}
 
 
+async def test_a_job_ended_without_its_worker_still_sends_its_failure_webhook(store: TaskStore):
+    url = "http://127.0.0.1:1/hook"
+    lost, queued = new_job(webhook_url=url), new_job(webhook_url=url)
+    await store.jobs.create(lost)
+    now = [1000.0]
+    store.clock = lambda: now[0]  # type: ignore[attr-defined]
+    for _ in range(2):  # max_attempts = 2: its worker dies twice
+        assert await store.queue.claim("w", 5) is not None
+        now[0] += 6
+    await store.jobs.create(queued)
+    await store.jobs.cancel(queued.task_uuid, "k1")  # canceled before any worker saw it
+    assert await store.queue.reap_expired() == 1
+    for nj in (lost, queued):
+        [hook] = await store.jobs.deliveries(nj.task_uuid)
+        assert (hook.kind, hook.event, hook.url) == (
+            DeliveryKind.WEBHOOK, DeliveryEvent.TASK_FAILED, url,
+        )  # fmt: skip
+    quiet = new_job(webhook_url=None)  # no webhookURL: nothing to send
+    await store.jobs.create(quiet)
+    await store.jobs.cancel(quiet.task_uuid, "k1")
+    assert await store.jobs.deliveries(quiet.task_uuid) == []
+
+
 async def test_release_returns_the_job_without_spending_an_attempt(store: TaskStore):
     nj = new_job()
     await store.jobs.create(nj)
@@ -310,10 +333,10 @@ async def test_configured_keys_live_only_while_configured(store: TaskStore):
     await store.keys.configure({b: "oi_b"})  # the flag no longer names `a`, nor `made`
     assert await store.keys.find(a) is None and await store.keys.find(b) is not None
     assert await store.keys.find(made) is not None  # a `keys create` key is not the flag's
-    await store.keys.configure({a: "oi_a"})  # named again: the same key, active again
+    await store.keys.configure({a: "#0a1b2c3d"})  # named again: the same key, active again
     assert await store.keys.find(a) == first and await store.keys.find(b) is None
     by_prefix = {k.prefix: k.configured for k in await store.keys.all()}
-    assert by_prefix == {"oi_a": True, "oi_b": True, "oi_made": False}
+    assert by_prefix == {"#0a1b2c3d": True, "oi_b": True, "oi_made": False}  # prefix renewed
 
 
 async def test_a_submit_past_a_quota_stores_nothing(store: TaskStore):

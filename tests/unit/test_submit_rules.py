@@ -190,3 +190,14 @@ def test_the_access_log_record_keeps_its_shape():
 )
 def test_the_banner_masks_the_store_password(url: str, shown: str):
     assert shown_store_url(url) == shown
+
+
+def test_a_listed_prefix_never_reveals_a_short_key():
+    from openimagine.service.auth import generate_key, key_prefix
+
+    generated = generate_key()
+    assert key_prefix(generated) == generated[:10]  # long keys keep 30+ secret characters
+    for short in ("secret", "oi_test_" + "a" * 20):
+        shown = key_prefix(short)
+        assert shown.startswith("#") and short[:4] not in shown and len(shown) == 9
+        assert key_prefix(short) == shown  # stable: it names the key for `keys revoke`

@@ -66,3 +66,11 @@ def destination(url: str) -> str:
     except ValueError:  # e.g. an impossible port: the sender refuses it, alone
         return url[:255]
     return f"{(parts.hostname or '').lower()}:{port}"[:255]
+
+
+def failure_webhook(webhook_url: str | None) -> list[NewDelivery]:
+    """The webhook reporting a task that failed or was canceled without its worker (a cancel
+    while queued, the reaper), when the task asked for webhooks."""
+    if webhook_url is None:
+        return []
+    return [NewDelivery(DeliveryKind.WEBHOOK, DeliveryEvent.TASK_FAILED, webhook_url)]

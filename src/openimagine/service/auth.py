@@ -27,9 +27,15 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+_SHOWN = 10  # characters a listing shows of a long key
+_LONG = 32  # a key this long keeps enough secret after its first `_SHOWN` characters
+
+
 def key_prefix(key: str) -> str:
-    """The shown part of a key, for listing and revoking."""
-    return key[:10]
+    """The shown part of a key, for listing and revoking: the first characters of a long key
+    (every generated key is), and for a shorter one (given with `--api-key`) a digest that
+    reveals none of it."""
+    return key[:_SHOWN] if len(key) >= _LONG else "#" + hash_key(key)[:8]
 
 
 class Authenticator:

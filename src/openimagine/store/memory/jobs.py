@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import anyio
 
-from openimagine.domain.deliveries import Delivery, NewDelivery
+from openimagine.domain.deliveries import Delivery, NewDelivery, failure_webhook
 from openimagine.domain.jobs import (
     CANCELED,
     Claim,
@@ -143,6 +143,7 @@ class MemoryJobs:
                 error_message=message,
             )
             self._s.fail_pending(task_uuid, code, message)
+            self._s.add_deliveries(task_uuid, failure_webhook(job.spec.webhook_url))
         elif job.status is JobStatus.RUNNING:
             job = replace(job, cancel_requested=True)
         self._s.jobs[task_uuid] = job
@@ -315,5 +316,6 @@ class MemoryQueue:
                 error_message=why.message,
             )
             self._s.fail_pending(job.task_uuid, why.code, why.message)
+            self._s.add_deliveries(job.task_uuid, failure_webhook(job.spec.webhook_url))
             count += 1
         return count

@@ -110,7 +110,7 @@ class MemoryKeys:
                 key = ApiKey(key_id, "configured", prefix, now, None, configured=True)
                 self._s.keys[key_id] = (key_hash, key)
             elif (key := self._s.keys[known[key_hash]][1]).configured:  # not a `keys create` one
-                self._s.keys[key.id] = (key_hash, replace(key, revoked_at=None))
+                self._s.keys[key.id] = (key_hash, replace(key, revoked_at=None, prefix=prefix))
 
     async def find(self, key_hash: str) -> str | None:
         for key_id, (stored, key) in self._s.keys.items():

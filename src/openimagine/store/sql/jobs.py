@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from openimagine.domain.deliveries import Delivery
+from openimagine.domain.deliveries import Delivery, failure_webhook
 from openimagine.domain.jobs import CANCELED, Job, JobStatus, NewJob, Result
 from openimagine.domain.quotas import Admission
 from openimagine.errors import Conflict, NotFound
@@ -17,6 +17,7 @@ from openimagine.store.sql.shared import (
     add_hole,
     count_queued,
     fail_pending,
+    insert_deliveries,
     load_job,
     results_of,
 )
@@ -146,11 +147,15 @@ def _cancel(conn: sa.Connection, task_uuid: str, owner: str | None, now: float) 
     if found is None or (owner is not None and found[0].owner != owner):
         raise NotFound(f"No task with taskUUID {task_uuid}.", parameter="taskUUID")
     job, plan = found
-    if job.status is JobStatus.QUEUED:
-        raw.execute(
+    # Guarded by the status read: on PostgreSQL a worker may claim the job meanwhile, and then
+    # it is canceled as a running one (its worker stops within a step).
+    if (
+        job.status is JobStatus.QUEUED
+        and raw.execute(
             conn,
             "UPDATE jobs SET status = :s, cancel_requested = true, finished_at = :now, "
-            "error_code = :code, error_message = :message WHERE task_uuid = :t",
+            "error_code = :code, error_message = :message WHERE task_uuid = :t "
+            "AND status = 'queued' RETURNING task_uuid",
             {
                 "s": JobStatus.CANCELED.value,
                 "now": now,
@@ -158,11 +163,13 @@ def _cancel(conn: sa.Connection, task_uuid: str, owner: str | None, now: float) 
                 "message": CANCELED.message,
                 "t": task_uuid,
             },
-        )
+        ).fetchone()
+    ):
         fail_pending(conn, task_uuid, plan, CANCELED.code, CANCELED.message, now)
         count_queued(conn, job.owner, -1)
         add_hole(conn, job.seq)
-    elif job.status is JobStatus.RUNNING:
+        insert_deliveries(conn, task_uuid, failure_webhook(job.spec.webhook_url), now)
+    elif job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         raw.execute(
             conn, "UPDATE jobs SET cancel_requested = true WHERE task_uuid = :t", {"t": task_uuid}
         )

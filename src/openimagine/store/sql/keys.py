@@ -79,11 +79,11 @@ def _configure(conn: sa.Connection, keys: dict[str, str], now: float) -> None:
         row = found.first()
         if row is None:
             _add(conn, key_hash, "configured", prefix, now)
-        if row is None or row[0]:
+        if row is None or row[0]:  # the prefix too: an older one may have shown a short key
             conn.execute(
                 api_keys.update()
                 .where(api_keys.c.key_hash == key_hash)
-                .values(revoked_at=None, configured=True)
+                .values(revoked_at=None, configured=True, prefix=prefix)
             )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from openimagine.domain.deliveries import NewDelivery
+from openimagine.domain.deliveries import NewDelivery, failure_webhook
 from openimagine.domain.jobs import Claim, JobStatus, Result, ResultStatus, ResultUpdate, reaped
 from openimagine.errors import LeaseLost
 from openimagine.store.sql import raw
@@ -27,6 +27,7 @@ from openimagine.store.sql.shared import (
     finished_of,
     insert_deliveries,
     insert_results,
+    load_job,
 )
 
 # A lease that ran out before its last attempt: the job runs again (oldest first).
@@ -280,9 +281,18 @@ def _chores(conn: sa.Connection, now: float) -> tuple[bool, bool]:
     return reapable, raw.execute(conn, _STALE_HOLES).fetchone() is not None
 
 
+_REAP = (
+    "UPDATE jobs SET status = :status, finished_at = :finished_at, lease_token = :lease_token,"
+    " lease_expires_at = :lease_expires_at, error_code = :error_code, error_message ="
+    " :error_message WHERE task_uuid = :task AND status = 'running' AND lease_expires_at < :now"
+    " RETURNING task_uuid"
+)
+
+
 def _reap(conn: sa.Connection, now: float) -> int:
     raw.execute(conn, _DROP_HOLES)
     rows = raw.execute(conn, _REAPABLE, {"now": now}).fetchall()
+    reaped_jobs = 0
     for task_uuid, canceled, plan in rows:
         status, why = reaped(bool(canceled))
         values = {
@@ -294,12 +304,13 @@ def _reap(conn: sa.Connection, now: float) -> int:
             "error_message": why.message,
             "task": task_uuid,
         }
-        raw.execute(
-            conn,
-            "UPDATE jobs SET status = :status, finished_at = :finished_at, lease_token = "
-            ":lease_token, lease_expires_at = :lease_expires_at, error_code = :error_code, "
-            "error_message = :error_message WHERE task_uuid = :task",
-            values,
-        )
+        values["now"] = now
+        # Only the row as read: on PostgreSQL its worker may have finished it meanwhile.
+        if not raw.execute(conn, _REAP, values).fetchone():
+            continue
+        reaped_jobs += 1
         fail_pending(conn, task_uuid, raw.plan_from(plan), why.code, why.message, now)
-    return len(rows)
+        found = load_job(conn, task_uuid)
+        if found is not None:
+            insert_deliveries(conn, task_uuid, failure_webhook(found[0].spec.webhook_url), now)
+    return reaped_jobs
