@@ -13,6 +13,7 @@ together as the domain's `Result`s.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -48,11 +49,21 @@ JOB_SELECT = f"SELECT {columns(JOB_COLUMNS)} FROM jobs"  # noqa: S608 - constant
 RESULT_SELECT = f"SELECT {columns(RESULT_COLUMNS)} FROM results"  # noqa: S608
 
 
-# `n` more (or fewer) queued jobs of a key (`tables.key_queue`).
-COUNT_QUEUED = """
-INSERT INTO key_queue (owner, queued) VALUES (:owner, :n)
-ON CONFLICT (owner) DO UPDATE SET queued = key_queue.queued + excluded.queued
+# `n` more (or fewer) queued jobs of a key (`tables.key_queue`), on the row of this
+# connection's shard: PostgreSQL's concurrent batches of one key never wait for each other's
+# row lock (a key's count is the sum of its shards); SQLite has one writer and one shard.
+_COUNT_QUEUED = """
+INSERT INTO key_queue (owner, shard, queued) VALUES (:owner, {shard}, :n)
+ON CONFLICT (owner, shard) DO UPDATE SET queued = key_queue.queued + excluded.queued
 """
+SHARDS = 8
+SHARD = {"postgresql": f"mod(pg_backend_pid(), {SHARDS})", "sqlite": "0"}
+
+
+@functools.cache
+def count_queued_sql(dialect: str) -> str:
+    """The statement that counts `:n` more queued jobs of `:owner`."""
+    return _COUNT_QUEUED.format(shard=SHARD[dialect])
 
 
 def execute(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None) -> Any:

@@ -109,7 +109,7 @@ def fail_pending(
 
 def count_queued(conn: sa.Connection, owner: str, n: int) -> None:
     """`n` more (or fewer) jobs of `owner` are queued: in the transaction that queues them."""
-    raw.execute(conn, raw.COUNT_QUEUED, {"owner": owner, "n": n})
+    raw.execute(conn, raw.count_queued_sql(conn.dialect.name), {"owner": owner, "n": n})
 
 
 def add_hole(conn: sa.Connection, seq: int) -> None:

@@ -33,7 +33,7 @@ ON CONFLICT (task_uuid) DO NOTHING RETURNING task_uuid
 # and one commit): the rows travel as one JSON parameter of a text that never changes (psycopg
 # converts, and the server plans, one statement whatever the batch size); queue numbers come
 # from the sequence, unused ones become holes, and workers are notified when it commits.
-_PG_CREATE = """
+_PG_CREATE = f"""
 WITH r AS (
     SELECT x.*, nextval('queue_seq') AS seq
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(i int, task_uuid text, owner text,
@@ -51,9 +51,9 @@ ins AS (
     RETURNING seq, owner
 ),
 counted AS (
-    INSERT INTO key_queue (owner, queued)
-    SELECT owner, count(*) FROM ins GROUP BY owner
-    ON CONFLICT (owner) DO UPDATE SET queued = key_queue.queued + excluded.queued
+    INSERT INTO key_queue (owner, shard, queued)
+    SELECT owner, {raw.SHARD["postgresql"]}, count(*) FROM ins GROUP BY owner
+    ON CONFLICT (owner, shard) DO UPDATE SET queued = key_queue.queued + excluded.queued
 ),
 holes AS (
     INSERT INTO queue_holes (seq)
@@ -63,7 +63,7 @@ holes AS (
 SELECT r.seq, r.seq IN (SELECT seq FROM ins),
     (SELECT pg_notify('openimagine_jobs', '') WHERE EXISTS (SELECT 1 FROM ins))
 FROM r ORDER BY r.i
-"""
+"""  # noqa: S608 - the shard expression is a constant
 _RESERVE = "UPDATE queue_counter SET next_seq = next_seq + :n WHERE id = 1 RETURNING next_seq"
 _SELECT_JOB = f"""
 SELECT {raw.columns(raw.JOB_COLUMNS, "j")}, {raw.columns(raw.RESULT_COLUMNS, "r")}
@@ -86,7 +86,7 @@ _HOLE = "INSERT INTO queue_holes (seq) VALUES (:s) ON CONFLICT DO NOTHING"
 
 Creation = tuple[NewJob, float, Admission]
 _EXISTING = "SELECT task_uuid FROM jobs WHERE task_uuid IN ({names})"
-_QUEUED_OF = "SELECT queued FROM key_queue WHERE owner = :owner"
+_QUEUED_OF = "SELECT sum(queued) FROM key_queue WHERE owner = :owner"
 
 _SPENT = "SELECT amount FROM spend WHERE owner = :owner AND day = :day"
 # Never past the budget, even when two batches of one key commit at once (PostgreSQL takes
@@ -153,7 +153,7 @@ async def _admit_owner(
     queued = 0
     if quota.max_queued:
         found = await ex.fetchone(_QUEUED_OF, {"owner": owner})
-        queued = int(found[0]) if found else 0
+        queued = int(found[0]) if found and found[0] is not None else 0
     day, spent = utc_day(now), 0.0
     if quota.daily_budget_usd:
         found = await ex.fetchone(_SPENT, {"owner": owner, "day": day})
@@ -212,7 +212,7 @@ async def _create_sqlite(
             if new.task_uuid in inserted:
                 added[new.owner] = added.get(new.owner, 0) + 1
         for owner, n in added.items():
-            await ex.execute(raw.COUNT_QUEUED, {"owner": owner, "n": n})
+            await ex.execute(raw.count_queued_sql(ex.dialect), {"owner": owner, "n": n})
     outcomes: list[tuple[bool, Any]] = []
     for (new, now), seq in zip(creations, seqs, strict=True):
         if new.task_uuid in inserted:

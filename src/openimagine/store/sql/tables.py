@@ -29,6 +29,7 @@ key_queue = sa.Table(
     "key_queue",
     metadata,
     sa.Column("owner", sa.String(36), primary_key=True),
+    sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),  # `raw.SHARD`
     sa.Column("queued", sa.Integer, nullable=False),
 )
 

@@ -72,10 +72,11 @@ def upgrade() -> None:
     op.create_table(
         "key_queue",
         sa.Column("owner", sa.String(36), primary_key=True),
+        sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("queued", sa.Integer, nullable=False),
     )
     op.execute(
-        "INSERT INTO key_queue (owner, queued) SELECT owner, count(*) FROM jobs"
+        "INSERT INTO key_queue (owner, shard, queued) SELECT owner, 0, count(*) FROM jobs"
         " WHERE status = 'queued' GROUP BY owner"
     )
     keys = sa.table("api_keys", sa.column("label", sa.String), sa.column("configured", sa.Boolean))
