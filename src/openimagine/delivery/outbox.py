@@ -159,14 +159,16 @@ class OutboxSender:
         slots = self._slots.setdefault(host, anyio.Semaphore(self.per_host))
         try:
             async with slots:
-                await self._try(client, item)
+                await self._try(client, item, host)
         finally:
             self._claimed[host] -= 1
             if self._claimed[host] <= 0:
                 del self._claimed[host]
                 self._slots.pop(host, None)
 
-    async def _try(self, client: httpx.AsyncClient, item: Delivery) -> None:
+    async def _try(self, client: httpx.AsyncClient, item: Delivery, host: str) -> None:
+        """One try; `host` is its destination, which logs name instead of the URL (whose query
+        may carry a presigned signature)."""
         try:
             try:
                 deadline = self.deadline_s[item.kind]
@@ -185,13 +187,13 @@ class OutboxSender:
         except _Retry as exc:
             if item.attempts >= self.policy.max_attempts:
                 reason = f"{exc}; gave up after {item.attempts} tries"
-                log.warning("delivery %s to %s failed: %s", item.id, host_of(item), reason)
+                log.warning("delivery %s to %s failed: %s", item.id, host, reason)
                 await self.outbox.retry(item.id, reason, None)
             else:
                 next_at = time.time() + self.policy.delay(item.attempts, exc.retry_after)
                 await self.outbox.retry(item.id, str(exc), next_at)
         except _GiveUp as exc:
-            log.warning("delivery %s to %s failed: %s", item.id, host_of(item), exc)
+            log.warning("delivery %s to %s failed: %s", item.id, host, exc)
             await self.outbox.retry(item.id, str(exc), None)
         else:
             await self.outbox.done(item.id)
@@ -252,12 +254,6 @@ class OutboxSender:
             return await client.put(item.url, content=chunks(), headers=headers)
         finally:
             await anyio.to_thread.run_sync(opened.__exit__, None, None, None)
-
-
-def host_of(item: Delivery) -> str:
-    """Where a delivery goes, for logs: its destination, never the URL (whose query may
-    carry a presigned signature)."""
-    return destination(item.url)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
