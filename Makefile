@@ -11,7 +11,7 @@ PORT ?= 8765
 DATA_DIR ?= ./data
 SDK_ENVS := .venv-sdk/runware-legacy .venv-sdk/runware-sdk
 
-.PHONY: install serve test lint typecheck sdk-envs tools bench clean
+.PHONY: install serve test lint typecheck deploy-check sdk-envs tools bench clean
 
 install: $(BIN)/openimagine
 
@@ -46,6 +46,11 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# deploy/, offline: the compose files against the Compose specification, the Kubernetes
+# manifests against the API schemas, and both against Settings (deploy/check.py).
+deploy-check: install
+	$(BIN)/python deploy/check.py
 
 # The tests check every file with the FFmpeg command-line tools, independently of PyAV, and
 # drive the playground in the system Chromium (/usr/bin/chromium, never `playwright install`);

@@ -181,9 +181,11 @@ def our_server(
     workers: int,
     env: dict[str, str] | None = None,
     store: str | None = None,
+    more_keys: tuple[str, ...] = (),
 ) -> Proc:
     """`openimagine serve` on a free port (SQLite in its data dir unless `store` names
-    another), logging next to its data dir."""
+    another), logging next to its data dir; `more_keys` are accepted too, each its own
+    tenant."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [
@@ -198,6 +200,8 @@ def our_server(
         "--workers",
         str(workers),
     ]
+    for other in more_keys:
+        cmd += ["--api-key", other]
     if store is not None:
         cmd += ["--store", store]
     # One key floods the queue here on purpose: quotas far above what a run reaches, so that

@@ -1,4 +1,5 @@
-"""Every benchmark in sequence (`make bench`): API, end to end, worker memory, encoder.
+"""Every benchmark in sequence (`make bench`): API, end to end, worker memory, encoder,
+noisy neighbour.
 
     python -m bench.run_all
 
@@ -14,7 +15,7 @@ import time
 
 from bench.common import ROOT, load_note, machine, today
 
-BENCHES = ("bench.api", "bench.e2e", "bench.memory", "bench.encode")
+BENCHES = ("bench.api", "bench.e2e", "bench.memory", "bench.encode", "bench.noisy")
 
 
 def main() -> None:

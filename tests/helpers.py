@@ -15,6 +15,9 @@ from typing import Any
 
 import httpx
 
+from openimagine.domain.generation import GenerationJob
+from openimagine.domain.requests import Mode, SafetyMode
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODEL = "xai:grok-imagine@video"
@@ -198,3 +201,24 @@ class Server:
         r.raise_for_status()
         dest.write_bytes(r.content)
         return dest
+
+
+# A small text-to-video job (64x64, 12 frames, MP4), for tests of the worker and its store.
+SMALL_T2V = GenerationJob(
+    model="xai:grok-imagine@video",
+    prompt="a lighthouse",
+    mode=Mode.T2V,
+    width=64,
+    height=64,
+    num_frames=12,
+    fps=24,
+    duration_s=None,
+    source_seconds=None,
+    output_format="MP4",
+    output_quality=80,
+    ttl_s=3600,
+    number_results=1,
+    include_cost=False,
+    safety_mode=SafetyMode.NONE,
+    webhook_url=None,
+)

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from openimagine.api.app import create_app
 from openimagine.api.deps import ApiDeps
+from openimagine.backends import fixture
 from openimagine.backends.tiny import MARKER, TINY_NAME
 from openimagine.config import Settings
 from openimagine.delivery.blobs import BlobStore, LocalBlobStore
@@ -52,6 +53,8 @@ _NO_LIMITS = Limits()
 
 def weights_label(settings: Settings) -> tuple[str, bool]:
     """(weights name, random?) read from the checkpoint's marker file, without torch."""
+    if settings.model.backend == fixture.NAME:
+        return fixture.WEIGHTS, True
     if settings.model.checkpoint is None:
         return TINY_NAME, True
     marker = Path(settings.model.checkpoint) / MARKER
@@ -91,8 +94,22 @@ async def open_store(
 
 
 def make_blobs(settings: Settings, signer: UrlSigner | None) -> BlobStore:
-    """The blob store; only the API's holds the URL signer (and so the secret)."""
-    return LocalBlobStore(settings.blob_dir(), signer)
+    """The blob store: a local directory, or an S3 bucket (`s3://bucket[/prefix]`) that
+    hosts share. Only the API's holds the URL signer (and so the secret)."""
+    if not settings.blobs.is_s3():
+        return LocalBlobStore(settings.blob_dir(), signer)
+    # perf: the S3 client is loaded only by deployments that use it.
+    from openimagine.delivery.s3 import S3BlobStore, parse_s3_url
+
+    bucket, prefix = parse_s3_url(settings.blobs.url or "")
+    return S3BlobStore(
+        bucket,
+        prefix,
+        scratch_dir=settings.data_dir / "scratch",
+        endpoint_url=settings.blobs.s3_endpoint_url,
+        signer=signer,
+        retry_s=settings.blobs.s3_retry_s,
+    )
 
 
 # -- the API ---------------------------------------------------------------------------------
@@ -104,9 +121,16 @@ def build_api(settings: Settings) -> FastAPI:
     signer = UrlSigner(settings.signing_secret(), settings.public_url())
     blobs = make_blobs(settings, signer)
     allowed = parse_networks(settings.allowed_networks)
-    media = MediaService(store.media, store.jobs, blobs, settings.inputs, allowed)
+    media = MediaService(
+        store.media,
+        store.jobs,
+        blobs,
+        settings.inputs,
+        allowed,
+        max_stored_bytes=settings.quotas.max_stored_bytes_per_key,
+    )
     views = JobViews(store.jobs, blobs)
-    quotas = Quotas(store.keys, settings.quotas)
+    quotas = Quotas(store.keys, settings.quotas, usage=store.usage)
     videos = VideoService(
         store.jobs,
         InputResolver(media, CARD),

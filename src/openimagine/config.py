@@ -9,7 +9,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,18 @@ class WorkerSettings(BaseModel):
         default=0.5, gt=0, description="How often a running job's progress is written."
     )
     encode_threads: int = Field(default=2, ge=1)
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="`openimagine worker` only: serve Prometheus metrics of its worker "
+        "processes on this port (0: off). Under `serve`, the API's /metrics has them.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the worker metrics port binds (0.0.0.0 to be scraped from "
+        "another host).",
+    )
 
 
 class ModelSettings(BaseModel):
@@ -74,6 +86,12 @@ class ModelSettings(BaseModel):
     allow_hub_download: bool = Field(
         default=False, description="Allow a hub id as checkpoint (never used by default)."
     )
+    fixture_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="The `fixture` backend only (a test pattern, no model): seconds each clip "
+        "takes, standing in for a model's time in load tests and benchmarks.",
+    )
 
 
 class DeliverySettings(BaseModel):
@@ -91,7 +109,9 @@ class DeliverySettings(BaseModel):
         "created once in <data_dir>/webhook-secret if unset.",
     )
     sweep_interval_s: float = Field(
-        default=60.0, gt=0, description="How often result files whose URLs expired are deleted."
+        default=60.0,
+        gt=0,
+        description="How often result files whose URLs expired, and expired inputs, are deleted.",
     )
     webhook_max_attempts: int = Field(default=8, ge=1, description="Tries before giving up.")
     webhook_timeout_s: float = Field(
@@ -113,6 +133,43 @@ class DeliverySettings(BaseModel):
     webhook_backoff_max_s: float = Field(default=600.0, gt=0)
 
 
+class BlobSettings(BaseModel):
+    """Where result and input files live: a local directory, or an S3-compatible bucket that
+    API replicas and workers on several hosts share (delivery/s3.py)."""
+
+    url: str | None = Field(
+        default=None,
+        description="A directory (default: <data_dir>/blobs), or s3://bucket[/prefix]. For S3, "
+        "credentials and region come from the standard AWS variables (AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION) or the host's role.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 API of a server other than AWS (MinIO, SeaweedFS, R2, ...), e.g. "
+        "http://127.0.0.1:8333. Presigned result URLs point at it: clients must reach it too.",
+    )
+    s3_retry_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long one S3 operation retries transient failures (connection "
+        "errors, 5xx) before it fails; a worker's task then fails with storageError.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        if url is None or "://" not in url or url.startswith("file://"):
+            return url
+        bucket = url.removeprefix("s3://").partition("/")[0]
+        if not url.startswith("s3://") or len(bucket) < 3:
+            raise ValueError("expected a directory or s3://bucket[/prefix] (bucket: 3+ chars)")
+        return url
+
+    def is_s3(self) -> bool:
+        """Whether blobs live in a bucket."""
+        return bool(self.url and self.url.startswith("s3://"))
+
+
 class InputSettings(BaseModel):
     """Limits on the images and videos a task brings, checked before they are decoded."""
 
@@ -124,7 +181,27 @@ class InputSettings(BaseModel):
     max_video_frames: int = Field(default=1800, ge=1)
     fetch_timeout_s: float = Field(default=15.0, gt=0, description="Per URL fetch.")
     max_redirects: int = Field(default=5, ge=0)
-    media_ttl_s: int = Field(default=30 * 24 * 3600, ge=60, description="Uploaded media life.")
+    media_ttl_s: int = Field(
+        default=30 * 24 * 3600,
+        ge=1,
+        description="Uploaded media (imageUpload, mediaStorage) is kept this long after its "
+        "upload or its last use by a task, as on Runware (30 days after last use).",
+    )
+    fetched_ttl_s: int = Field(
+        default=3600,
+        ge=1,
+        description="Inputs a task brings as a URL, data URI or base64 are kept this long "
+        "after the submit (and always while a queued or running task uses them).",
+    )
+    max_reference_images: int = Field(
+        default=8, ge=1, description="Most items in inputs.referenceImages."
+    )
+    decode_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Inputs decoded and checked at once (in threads): bounds the memory that "
+        "many concurrent submits with large images or videos take.",
+    )
 
 
 # NudeNet's detector classes, in the order of the model's output rows (worker/safety.py).
@@ -196,6 +273,33 @@ class QuotaSettings(BaseModel):
     daily_budget_usd: float = Field(
         default=0.0, ge=0, description="Dollars of tasks one key may submit per UTC day."
     )
+    max_stored_bytes_per_key: int = Field(
+        default=10 * 1024**3,
+        ge=0,
+        description="Bytes of inputs (uploads and fetched media) one key may keep stored; "
+        "the same for every key (`keys limits` does not override it).",
+    )
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics: `GET /metrics` on the API port (README, "Metrics and logs")."""
+
+    enabled: bool = Field(default=True, description="Serve GET /metrics on the API port.")
+    token: str | None = Field(
+        default=None,
+        description="When set, /metrics (the API's and a worker's metrics port) answers only "
+        "requests with `Authorization: Bearer <token>`. Unset: open, as Prometheus expects.",
+    )
+
+
+class LogSettings(BaseModel):
+    """What each process writes to stderr."""
+
+    format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: one readable line per record; json: one JSON object per line, "
+        "with `task_uuid` on the lines about a task.",
+    )
 
 
 class Settings(BaseSettings):
@@ -211,9 +315,12 @@ class Settings(BaseSettings):
     workers: WorkerSettings = WorkerSettings()
     model: ModelSettings = ModelSettings()
     delivery: DeliverySettings = DeliverySettings()
+    blobs: BlobSettings = BlobSettings()
     inputs: InputSettings = InputSettings()
     safety: SafetySettings = SafetySettings()
     quotas: QuotaSettings = QuotaSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
     allowed_networks: str = Field(
         default="",
         description="Comma-separated CIDRs that outbound requests (media fetches, webhooks) may "
@@ -240,8 +347,16 @@ class Settings(BaseSettings):
             host = f"[{host}]"
         return f"http://{host}:{self.server.port}"
 
+    def metrics_dir(self, role: str) -> Path:
+        """Where the processes of one `serve` or `worker` command (`role`, e.g. `serve-8765`)
+        share their Prometheus values (multiprocess mode)."""
+        return self.data_dir / "metrics" / role
+
     def blob_dir(self) -> Path:
-        """Local blob store root."""
+        """Local blob store root (with S3 blobs: where scratch files go)."""
+        url = self.blobs.url
+        if url and not self.blobs.is_s3():
+            return Path(url.removeprefix("file://"))
         return self.data_dir / "blobs"
 
     def models_dir(self) -> Path:

@@ -7,6 +7,8 @@ import asyncio
 import random
 
 from openimagine.domain.jobs import JobStatus, NewJob, ResultStatus
+from openimagine.domain.quotas import Admission
+from openimagine.errors import QuotaExceeded
 from openimagine.store.protocols import TaskStore
 from openimagine.store.sql import SqlStore
 from tests.contract.test_store import new_job, update_for
@@ -105,10 +107,34 @@ async def test_places_are_exact_once_concurrent_submits_have_landed(
                 assert found is not None
                 if found[0].status is JobStatus.QUEUED:
                     queued.append(found[0])
-        queued.sort(key=lambda job: job.seq)
+        queued.sort(key=lambda job: (job.turn, job.seq))  # the claim order
         places = [await store.jobs.get_placed(job.task_uuid, None) for job in queued]
         assert [p and p[2] for p in places] == list(range(len(queued)))
     finally:
         for handle in handles:
             if handle is not store:
                 await handle.close()
+
+
+async def test_concurrent_batches_of_one_key_never_pass_its_queue_limit(
+    store_url: str, store: TaskStore
+):
+    handles: list[TaskStore] = [store] * 3
+    if isinstance(store, SqlStore):
+        handles = [store, SqlStore(store_url), SqlStore(store_url)]
+    limit = Admission(max_queued=25)
+    try:
+        outcomes = await asyncio.gather(
+            *(h.jobs.create(new_job(), limit) for h in handles for _ in range(20)),
+            return_exceptions=True,
+        )
+    finally:
+        for handle in handles:
+            if handle is not store:
+                await handle.close()
+    made = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(made) == 25
+    assert all(isinstance(o, QuotaExceeded) for o in outcomes if isinstance(o, BaseException))
+    places = sorted([(await store.jobs.get_placed(o[0].task_uuid, None) or (0, 0, -1))[2]
+                     for o in made])  # fmt: skip
+    assert places == list(range(25))

@@ -377,6 +377,27 @@ async def test_a_submit_past_a_quota_stores_nothing(store: TaskStore):
     await store.jobs.create(new_job(owner="k3"), budget)
 
 
+async def test_a_batch_past_the_queue_limit_queues_what_fits_and_keeps_retries(store: TaskStore):
+    queue = Admission(max_queued=3)
+    stored = new_job()
+    await store.jobs.create(stored, queue)
+    batch = [new_job() for _ in range(4)]
+    outcomes = await asyncio.gather(
+        *(store.jobs.create(nj, queue) for nj in [*batch, stored]), return_exceptions=True
+    )
+
+    made = [o for o in outcomes[:4] if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes[:4] if isinstance(o, QuotaExceeded)]
+    assert (len(made), len(refused)) == (2, 2)  # 1 + 2 = the limit
+    assert not isinstance(outcomes[4], BaseException) and outcomes[4][2] is False  # a retry
+    for nj, outcome in zip(batch, outcomes[:4], strict=True):
+        found = await store.jobs.get(nj.task_uuid, None)
+        assert (found is None) == isinstance(outcome, QuotaExceeded)  # refused: nothing stored
+    places = sorted([(await store.jobs.get_placed(t, None) or (0, 0, None))[2] for t in
+                     [stored.task_uuid, *(o[0].task_uuid for o in made)]])  # fmt: skip
+    assert places == [0, 1, 2]
+
+
 async def test_claims_keep_each_key_under_its_running_limit(store: TaskStore):
     capped = await store.keys.add("c" * 64, "capped", "oi_capped")
     free = await store.keys.add("d" * 64, "free", "oi_free")
@@ -410,7 +431,7 @@ async def test_queued_jobs_know_their_place(store: TaskStore):
     assert claim is not None and claim.job.task_uuid == made[0].task_uuid
     assert await place(store, made[0]) is None  # running: no place in the queue
     assert [await place(store, nj) for nj in made[1:]] == [0, 1, 2]
-    await store.jobs.cancel(made[2].task_uuid, "k1")  # out of order: a hole in the queue
+    await store.jobs.cancel(made[2].task_uuid, "k1")  # out of order: a gap in its key's turns
     assert [await place(store, made[1]), await place(store, made[3])] == [0, 1]
     await store.jobs.delete(made[1].task_uuid, "k1")  # the head, deleted
     assert await place(store, made[3]) == 0
@@ -424,10 +445,8 @@ async def test_queued_jobs_know_their_place(store: TaskStore):
 async def test_a_retried_submit_leaves_no_gap_in_the_queue(store: TaskStore):
     first, second = new_job(), new_job()
     await store.jobs.create(first)
-    await store.jobs.create(first)  # a retry: its unused queue number is a hole
+    await store.jobs.create(first)  # a retry: it takes no turn
     await store.jobs.create(second)
-    assert await place(store, second) == 1
-    assert await store.queue.reap_expired() == 0  # the chores forget passed holes quietly
     assert await place(store, second) == 1
 
 

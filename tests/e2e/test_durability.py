@@ -20,7 +20,7 @@ def _db(server: Server) -> sqlite3.Connection:
 
 
 def _videos(server: Server) -> list[Path]:
-    return sorted((server.data_dir / "blobs" / "videos").glob("*.mp4"))
+    return sorted((server.data_dir / "blobs" / "videos").rglob("*.mp4"))
 
 
 def test_queued_jobs_survive_a_server_restart_and_complete(fresh_server: Server):
@@ -61,6 +61,7 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once(
             n_results = db.execute("select count(*) from results").fetchone()[0]
         assert (status, n_results) == ("succeeded", 2)
         assert attempts == 2  # the killed attempt, then the one that finished
+        # each attempt writes its own file (`videos/<attempt>/<videoUUID>.mp4`)
         assert {p.stem for p in _videos(server)} == {i["videoUUID"] for i in items}
     finally:
         server.stop()

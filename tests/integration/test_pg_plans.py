@@ -7,12 +7,17 @@ empty, a read of its head would then scan every queued job on each poll and clai
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import psycopg
 import pytest
 from tests.conftest import PG_DSN
+from tests.contract.test_store import new_job
 
+from openimagine.store.sql import SqlStore, submits
 from openimagine.store.sql.executor import Replanned, SyncExecutor
-from openimagine.store.sql.pg_async import AsyncPgExecutor
+from openimagine.store.sql.pg_async import AsyncPgExecutor, _with_hot_plans
 
 pytestmark = pytest.mark.postgres
 
@@ -45,3 +50,39 @@ async def test_replanned_sql_is_never_prepared_on_a_thread() -> None:
         prepared = _prepared(conn)
     assert PLAIN in prepared
     assert str(FRESH) not in prepared
+
+
+async def test_a_poll_planned_on_an_empty_queue_still_probes_indexes_when_it_is_deep(
+    pg_schema: str,
+) -> None:
+    """The submit and poll connections prepare their statements once, whatever the queue
+    holds then; they never plan a sequential scan, so a deep queue is still probed."""
+    store = SqlStore(pg_schema)
+    await store.migrate()
+    try:
+        first = new_job()
+        await store.jobs.create(first)
+        conninfo = _with_hot_plans(pg_schema.replace("postgresql+psycopg", "postgresql"))
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("SET plan_cache_mode = force_generic_plan")  # planned now, kept
+            conn.execute(f"PREPARE poll(text) AS {_poll_sql()}")
+            conn.execute(f"EXECUTE poll('{first.task_uuid}')")  # its plan is made now
+            for _ in range(30):
+                await asyncio.gather(*(store.jobs.create(new_job()) for _ in range(100)))
+            explain = f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE poll('{first.task_uuid}')"
+            plan = conn.execute(explain).fetchone()[0][0]["Plan"]  # type: ignore[index]
+        assert max(_rows(plan)) <= 2  # probes: no step reads the 3,001 queued jobs
+        found = await store.jobs.get_placed(first.task_uuid, None)
+        assert found is not None and found[2] == 0
+    finally:
+        await store.close()
+
+
+def _rows(node: dict[str, Any]) -> list[int]:
+    """The rows each step of a plan returned (one loop's worth), the step's and below."""
+    below = [n for child in node.get("Plans", []) for n in _rows(child)]
+    return [int(node["Actual Rows"]), *below]
+
+
+def _poll_sql() -> str:
+    return str(submits._SELECT_PLACED["postgresql"]).replace(":task_uuid", "$1")

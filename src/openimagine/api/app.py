@@ -10,7 +10,7 @@ import anyio
 from fastapi import FastAPI
 
 from openimagine.__about__ import __version__
-from openimagine.api import docs, health, media, playground, runware, tasks, usage
+from openimagine.api import docs, health, media, metrics, playground, runware, tasks, usage
 from openimagine.api.deps import ApiDeps
 from openimagine.api.openai import routes as openai_routes
 
@@ -38,6 +38,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.router.routes[0:0] = runware.routes  # perf: matched first; the hottest routes
     app.include_router(media.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)  # serves `app.state.metrics` (cli/serve.py sets it)
     app.include_router(tasks.router)
     app.include_router(usage.router)
     app.include_router(playground.router)

@@ -83,6 +83,7 @@ class LTX2Backend:
         import torch
         from diffusers import LTX2Pipeline
 
+        _quiet()
         if self._threads:
             torch.set_num_threads(self._threads)
         path = (
@@ -206,6 +207,17 @@ class LTX2Backend:
             audio=np.asarray(audio, dtype=np.float32),
             sample_rate=int(self._pipe.vocoder.config.output_sampling_rate),
         )
+
+
+def _quiet() -> None:
+    """No progress bars or warnings from the model libraries in the worker's logs."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
 
 
 def from_settings(settings: Settings) -> LTX2Backend:

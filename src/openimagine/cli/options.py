@@ -9,6 +9,16 @@ import typer
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")]
 StoreUrl = Annotated[str | None, typer.Option("--store", help="Store URL (default: SQLite).")]
+BlobsUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--blobs",
+        # No square brackets: typer renders help as rich markup.
+        help="Where result and input files live: a directory (default: <data-dir>/blobs), or "
+        "s3://BUCKET or s3://BUCKET/PREFIX (with OPENIMAGINE_BLOBS__S3_ENDPOINT_URL and the "
+        "AWS_* variables).",
+    ),
+]
 ServerUrl = Annotated[
     str | None,
     typer.Option(

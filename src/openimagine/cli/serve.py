@@ -11,10 +11,11 @@ import typer
 from rich.console import Console
 
 from openimagine import composition
-from openimagine.cli.options import DataDir, StoreUrl
+from openimagine.cli.options import BlobsUrl, DataDir, StoreUrl
 from openimagine.cli.settings import make_settings
 from openimagine.config import Settings
-from openimagine.observability import uvicorn_log_config
+from openimagine.metrics.exposition import serve_exposition, worker_metrics_server
+from openimagine.observability import configure_logging, uvicorn_log_config
 
 console = Console()
 err = Console(stderr=True)
@@ -25,6 +26,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8765,
     data_dir: DataDir = None,
     store: StoreUrl = None,
+    blobs: BlobsUrl = None,
     api_key: Annotated[
         list[str] | None, typer.Option("--api-key", help="Accept this API key (repeatable).")
     ] = None,
@@ -40,19 +42,24 @@ def serve(
         server__host=host,
         server__port=port,
         store__url=store,
+        blobs__url=blobs,
         workers__count=workers,
         server__public_url=public_url,
         api_keys=(api_key or None),
     )
+    configure_logging(settings.log.format)
     _refuse_an_open_server(settings)
     new_key = anyio.run(_prepare, settings)
     _banner(settings, new_key)
+    # Before the workers start (they inherit its directory) and before the API records.
+    metrics = serve_exposition(settings)
     pool = composition.start_workers(settings, settings.workers.count)
     # uvicorn re-raises the signal that stopped it once it has shut down; with Python's default
     # SIGTERM action that would end this process before the workers are stopped. A no-op
     # handler lets the `finally` run; uvicorn installs its own while serving.
     signal.signal(signal.SIGTERM, lambda *_: None)
     app = composition.build_api(settings)
+    app.state.metrics = metrics  # GET /metrics (api/metrics.py)
     composition.tune_gc()
     try:
         uvicorn.run(
@@ -61,13 +68,15 @@ def serve(
             port=port,
             log_level="info",
             access_log=access_log,
-            log_config=uvicorn_log_config(),
+            log_config=uvicorn_log_config(settings.log.format),
             ws_max_size=settings.server.max_body_bytes,
         )
     except KeyboardInterrupt:
         pass
     finally:
         pool.stop()
+        if metrics is not None:
+            metrics.close()
 
 
 def _refuse_an_open_server(settings: Settings) -> None:
@@ -125,6 +134,7 @@ def shown_store_url(url: str) -> str:
 def worker(
     data_dir: DataDir = None,
     store: StoreUrl = None,
+    blobs: BlobsUrl = None,
     count: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     public_url: Annotated[
         str | None,
@@ -133,11 +143,15 @@ def worker(
 ) -> None:
     """Start worker processes alone, against the same store as a server."""
     del public_url  # compat: accepted so that scripts written for 0.1 keep working
-    settings = make_settings(data_dir=data_dir, store__url=store)
+    settings = make_settings(data_dir=data_dir, store__url=store, blobs__url=blobs)
+    configure_logging(settings.log.format)
     anyio.run(composition.migrate, settings)
+    metrics = worker_metrics_server(settings)  # before the workers start: they inherit it
     pool = composition.start_workers(settings, count)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     done.wait()
     pool.stop()
+    if metrics is not None:
+        metrics.close()

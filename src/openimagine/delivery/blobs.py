@@ -1,8 +1,9 @@
 """Blob storage for results and inputs: the `BlobStore` protocol, and the local directory.
 
-Callers name only the protocol; `composition` picks the implementation. Keys are relative
-paths such as `videos/<uuid>.mp4`. Methods block (a remote store does network I/O): async
-code runs them in a thread.
+Callers name only the protocol; `composition` picks the implementation (this module's
+`LocalBlobStore`, or `delivery.s3.S3BlobStore` for a bucket that hosts share). Keys are
+relative paths such as `videos/<uuid>.mp4`. Methods block (a remote store does network I/O):
+async code runs them in a thread.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from openimagine.delivery.signing import UrlSigner
+from openimagine.errors import OpenImagineError
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 MEDIA_PREFIX = "/media/"
@@ -25,6 +27,16 @@ MEDIA_PREFIX = "/media/"
 
 class BlobNotFound(LookupError):
     """No blob under that key (never stored, deleted, or swept)."""
+
+
+class BlobStoreError(OpenImagineError):
+    """The blob store failed (unreachable, refusing, timing out) after its retries.
+
+    The message is safe to show a client (no host names, keys or credentials); the details
+    are logged where it is raised.
+    """
+
+    default_code = "storageError"
 
 
 class BlobStore(Protocol):
@@ -54,6 +66,12 @@ class BlobStore(Protocol):
 
     def url(self, key: str, expires_at: float) -> str:
         """A URL that downloads the blob until `expires_at` (Unix seconds)."""
+        ...
+
+    def direct_url(self, key: str, expires_at: float) -> str | None:
+        """A URL to the blob on the server that holds it (an S3 presigned URL), valid until
+        `expires_at` or as long as that server allows; None when the API serves the blob
+        itself (`local_path`)."""
         ...
 
     def delete(self, key: str) -> bool:
@@ -148,10 +166,19 @@ class LocalBlobStore:
             raise RuntimeError("this process holds no URL-signing secret")
         return self._signer.url(media_path(check_key(key)), expires_at)
 
+    def direct_url(self, key: str, expires_at: float) -> str | None:
+        """None: the API serves local files itself."""
+        del key, expires_at
+        return None
+
     def delete(self, key: str) -> bool:
-        """Remove a blob."""
+        """Remove a blob (and its folder once empty: a result's attempt has one)."""
+        path = self.root / check_key(key)
         try:
-            (self.root / check_key(key)).unlink()
+            path.unlink()
         except FileNotFoundError:
             return False
+        if path.parent != self.root and path.parent.parent != self.root:
+            with contextlib.suppress(OSError):  # not empty, or removed meanwhile
+                path.parent.rmdir()
         return True

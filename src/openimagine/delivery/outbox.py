@@ -14,11 +14,15 @@ timeout, which a receiver trickling a byte at a time never trips); at most `per_
 are in flight to one destination (host and port), and a destination at its bound is left out
 of claims, so its backlog never takes the slots of another; deliveries run as they are
 claimed, never waiting for a batch's slowest. An error the sender did not expect fails that
-delivery alone, with the reason; a store or file-system outage only delays it.
+delivery alone, with the reason; a store or file-system outage only delays it. The sender
+never dies of the store: a failed poll is tried again with backoff (up to 5 s apart), and
+a try's outcome that could not be recorded is tried again for as long as its lease lasts
+(after that the delivery is sent again: at least once, with the same `webhook-id`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -36,10 +40,13 @@ from openimagine.delivery.blobs import BlobNotFound, BlobStore
 from openimagine.delivery.webhooks import RetryPolicy, signature
 from openimagine.domain.deliveries import Delivery, DeliveryKind, destination
 from openimagine.media.netguard import BlockedAddress, IPNetwork, check_url
-from openimagine.store.errors import transient
+from openimagine.metrics.instruments import DELIVERED, GAVE_UP, RETRIED, Metrics, instruments
+from openimagine.store.errors import Backoff, retry_transient, transient
 from openimagine.store.protocols import OutboxStore
 
 log = logging.getLogger("openimagine.outbox")
+
+_POLL_MAX_S = 5.0  # the longest pause between polls while they fail
 
 
 class Gone(Exception):
@@ -89,6 +96,7 @@ class OutboxSender:
         secret: str,
         allowed_networks: Sequence[IPNetwork],
         poll_s: float = 0.25,
+        metrics: Metrics | None = None,
     ) -> None:
         self.outbox = outbox
         self.payloads = payloads
@@ -108,19 +116,28 @@ class OutboxSender:
         self.per_host = settings.per_host
         self.in_flight = settings.in_flight
         self.poll_s = poll_s
+        self.metrics = metrics if metrics is not None else instruments()
+        # The lease outlives a try and a wait for its destination's slot (at most one try: a
+        # claim never takes more than `per_host` for one destination), so no second sender
+        # picks the row up meanwhile.
+        self.lease_s = 2 * max(self.deadline_s.values()) + 30
         self._claimed: Counter[str] = Counter()  # deliveries held, by destination
         self._slots: dict[str, anyio.Semaphore] = {}  # tries under way, by destination
 
     async def run(self) -> None:
         """Claim and start deliveries as slots free up; a failing store is logged and
-        retried, never fatal."""
+        retried with backoff, never fatal."""
+        backoff = Backoff("outbox", log, first_s=self.poll_s, max_s=_POLL_MAX_S)
         async with self.client() as client, anyio.create_task_group() as tg:
             while True:
                 try:
                     started = await self.dispatch(client, tg)
-                except Exception:
-                    log.exception("outbox poll failed")
-                    started = 0
+                except Exception as exc:
+                    if not transient(exc):  # a defect: loud, and no faster than an outage
+                        log.exception("outbox poll failed")
+                    await anyio.sleep(backoff.failed(exc))
+                    continue
+                backoff.succeeded()
                 if started == 0:
                     await anyio.sleep(self.poll_s)
 
@@ -144,11 +161,7 @@ class OutboxSender:
         if free <= 0:
             return 0
         busy = [host for host, n in self._claimed.items() if n >= self.per_host]
-        # The lease outlives a try and a wait for its destination's slot (at most one try:
-        # a claim never takes more than `per_host` for one destination), so no second sender
-        # picks the row up meanwhile.
-        lease_s = 2 * max(self.deadline_s.values()) + 30
-        items = await self.outbox.claim(free, lease_s, per_host=self.per_host, busy=busy)
+        items = await self.outbox.claim(free, self.lease_s, per_host=self.per_host, busy=busy)
         for item in items:
             self._claimed[destination(item.url)] += 1
             tg.start_soon(self._deliver, client, item)
@@ -157,18 +170,24 @@ class OutboxSender:
     async def _deliver(self, client: httpx.AsyncClient, item: Delivery) -> None:
         host = destination(item.url)
         slots = self._slots.setdefault(host, anyio.Semaphore(self.per_host))
+        leased_until = time.monotonic() + self.lease_s
         try:
             async with slots:
-                await self._try(client, item, host)
+                await self._try(client, item, host, leased_until)
+        except Exception:  # never the sender's end: the row is tried again once its lease ends
+            log.exception("delivery %s: its outcome was not recorded", item.id)
         finally:
             self._claimed[host] -= 1
             if self._claimed[host] <= 0:
                 del self._claimed[host]
                 self._slots.pop(host, None)
 
-    async def _try(self, client: httpx.AsyncClient, item: Delivery, host: str) -> None:
+    async def _try(
+        self, client: httpx.AsyncClient, item: Delivery, host: str, leased_until: float
+    ) -> None:
         """One try; `host` is its destination, which logs name instead of the URL (whose query
-        may carry a presigned signature)."""
+        may carry a presigned signature); its outcome is recorded while the row is leased."""
+        record = functools.partial(self._record, item.id, leased_until)
         try:
             try:
                 deadline = self.deadline_s[item.kind]
@@ -188,15 +207,31 @@ class OutboxSender:
             if item.attempts >= self.policy.max_attempts:
                 reason = f"{exc}; gave up after {item.attempts} tries"
                 log.warning("delivery %s to %s failed: %s", item.id, host, reason)
-                await self.outbox.retry(item.id, reason, None)
+                await record(reason)
+                self.metrics.delivery(item.kind, GAVE_UP)
             else:
                 next_at = time.time() + self.policy.delay(item.attempts, exc.retry_after)
-                await self.outbox.retry(item.id, str(exc), next_at)
+                await record(str(exc), next_at)
+                self.metrics.delivery(item.kind, RETRIED)
         except _GiveUp as exc:
             log.warning("delivery %s to %s failed: %s", item.id, host, exc)
-            await self.outbox.retry(item.id, str(exc), None)
+            await record(str(exc))
+            self.metrics.delivery(item.kind, GAVE_UP)
         else:
-            await self.outbox.done(item.id)
+            await record(None)
+            self.metrics.delivery(item.kind, DELIVERED)
+
+    async def _record(
+        self, delivery_id: str, leased_until: float, error: str | None, next_at: float | None = None
+    ) -> None:
+        """A try's outcome: done (`error` None), or failed, to be tried again at `next_at` (None:
+        never); again while the store is away, for as long as the row is leased."""
+        if error is None:
+            call = functools.partial(self.outbox.done, delivery_id)
+        else:
+            call = functools.partial(self.outbox.retry, delivery_id, error, next_at)
+        backoff = Backoff(f"delivery {delivery_id}", log, max_s=_POLL_MAX_S)
+        await retry_transient(call, backoff, give_up=lambda: time.monotonic() > leased_until)
 
     async def _send(self, client: httpx.AsyncClient, item: Delivery) -> None:
         try:

@@ -74,7 +74,8 @@ class Job:
     lease_expires_at: float | None
     error_code: str | None
     error_message: str | None
-    seq: int = 0  #: its place in the claim order (smaller first)
+    seq: int = 0  #: its enqueue number (smaller first within a turn)
+    turn: int = 0  #: its round in the claim order (fair share: keys take turns)
 
     @property
     def model(self) -> str:
@@ -125,8 +126,8 @@ class NewJob:
     seeds: Sequence[int]
     costs: Sequence[float]
 
-    def queued(self, now: float, seq: int) -> Job:
-        """The job as inserted: queued at `now` with queue number `seq`."""
+    def queued(self, now: float, seq: int, turn: int) -> Job:
+        """The job as inserted: queued at `now` with enqueue number `seq`, in round `turn`."""
         return Job(
             task_uuid=self.task_uuid,
             owner=self.owner,
@@ -148,6 +149,7 @@ class NewJob:
             error_code=None,
             error_message=None,
             seq=seq,
+            turn=turn,
         )
 
     def pending_results(self) -> list[Result]:

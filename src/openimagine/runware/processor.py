@@ -17,6 +17,7 @@ from openimagine.errors import AuthError, InvalidInput, OpenImagineError, QuotaE
 from openimagine.media.sources import SourceKind, classify, decode_inline
 from openimagine.models.card import ModelCard
 from openimagine.models.rules import check_new_task_uuid, check_task_uuid
+from openimagine.observability import task_context
 from openimagine.runware.errors import error_item, http_status
 from openimagine.runware.fields import get_choice, get_str, reject_unknown
 from openimagine.runware.items import acknowledgement, job_items, media_item
@@ -132,13 +133,17 @@ class TaskProcessor:
         for task in tasks:
             task_type = task.get("taskType") if isinstance(task, dict) else None
             task_uuid = task.get("taskUUID") if isinstance(task, dict) else None
-            try:
-                await self._handler(task)(owner, task, reply)
-            except OpenImagineError as err:
-                reply.add_error(err, task_type, task_uuid)
-            except Exception:
-                log.exception("task %s failed", task_uuid)
-                reply.add_error(OpenImagineError("Internal server error."), task_type, task_uuid)
+            # its log lines carry its UUID (JSON logs: `task_uuid`)
+            with task_context(task_uuid if isinstance(task_uuid, str) else None):
+                try:
+                    await self._handler(task)(owner, task, reply)
+                except OpenImagineError as err:
+                    reply.add_error(err, task_type, task_uuid)
+                except Exception:
+                    log.exception("task %s failed", task_uuid)
+                    reply.add_error(
+                        OpenImagineError("Internal server error."), task_type, task_uuid
+                    )
 
     def _handler(self, task: Any) -> Handler:
         if not isinstance(task, dict):

@@ -16,6 +16,7 @@ from openimagine.domain.requests import VideoRequest
 from openimagine.errors import InvalidInput
 from openimagine.media.fit import frames_needed
 from openimagine.models.card import ModelCard
+from openimagine.models.rules import invalid
 from openimagine.service.media import MediaService
 
 
@@ -26,6 +27,17 @@ class InputResolver:
         self.media = media
         self.card = card
 
+    def check(self, request: VideoRequest) -> None:
+        """Refuse, before anything is fetched, more inputs than the server takes."""
+        most = self.media.limits.max_reference_images
+        if len(request.reference_images) > most:
+            raise invalid(
+                "inputs.referenceImages",
+                f"Invalid value for inputs.referenceImages: at most {most} images, "
+                f"not {len(request.reference_images)}.",
+                max=most,
+            )
+
     async def resolve(self, owner: str, request: VideoRequest) -> GenerationJob:
         """Store the request's inputs and settle its size and length.
 
@@ -33,6 +45,7 @@ class InputResolver:
         video-to-video the size nearest the source's aspect at the source's tier, and without
         `duration` the source's length.
         """
+        self.check(request)
         size = None if request.width is None else (request.width, request.height or 0)
         num_frames = None
         if request.duration_s is not None:

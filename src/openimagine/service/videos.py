@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import secrets
 import uuid
+from fractions import Fraction
 
 import anyio
 
@@ -12,11 +13,11 @@ from openimagine.delivery.blobs import BlobStore
 from openimagine.domain.deliveries import Delivery
 from openimagine.domain.jobs import Job, NewJob
 from openimagine.domain.quotas import Admission
-from openimagine.domain.requests import VideoRequest
+from openimagine.domain.requests import Mode, VideoRequest
 from openimagine.domain.views import JobView
 from openimagine.errors import Conflict, NotFound
 from openimagine.models.card import ModelCard
-from openimagine.models.pricing import as_float, price
+from openimagine.models.pricing import as_float, price, quote
 from openimagine.service.inputs import InputResolver
 from openimagine.service.quotas import Quotas
 from openimagine.service.views import JobViews
@@ -77,6 +78,11 @@ class VideoService:
                     f"taskUUID {task_uuid} was already used for a different request.",
                     parameter="taskUUID",
                 )
+            self.inputs.check(request)
+            if self.quotas is not None:
+                # A key its quotas refuse gets its 429 before any input is fetched or
+                # decoded; the store checks again, exactly, when the job is inserted.
+                await self.quotas.precheck(owner, _least_cost(self.card, request))
         spec = await self.inputs.resolve(owner, request)
         base = request.seed if request.seed is not None else _SEEDS.getrandbits(32) + 1
         n = request.number_results
@@ -134,6 +140,22 @@ class VideoService:
             if result.blob_key is not None:
                 await anyio.to_thread.run_sync(self.blobs.delete, result.blob_key)
         return job
+
+
+def _least_cost(card: ModelCard, request: VideoRequest) -> float:
+    """The least a request can cost before its inputs are known: the size of video-to-video
+    follows its source (so the cheapest tier is assumed), and without `duration` its length
+    too (at least the card's shortest); the source's own seconds are not counted."""
+    image = request.mode is Mode.I2V
+    if request.width is not None and request.height is not None:
+        tier = card.tier(request.width, request.height)
+    elif image:
+        tier = request.resolution or card.default_resolution
+    else:
+        tier = min(card.prices.per_second, key=card.prices.per_second.__getitem__)
+    seconds = request.duration_s if request.duration_s is not None else card.duration.min
+    each = quote(card, tier=tier, output_seconds=Fraction(seconds), image_input=image)
+    return as_float(each) * request.number_results
 
 
 def _not_found(task_uuid: str) -> NotFound:

@@ -4,7 +4,7 @@
 - `QueueStore`: the worker's claim, lease, progress and completion, fenced by lease tokens.
 - `OutboxStore`: the delivery sender's leases on due webhooks and uploads.
 - `KeyStore`, `MediaStore`, `WorkerRegistry`, `SweepStore`: keys, uploaded inputs, worker
-  heartbeats, and expired result files.
+  heartbeats, and expired result files and inputs.
 
 `TaskStore` holds one of each over the same data; `store.sql.SqlStore` (SQLite or
 PostgreSQL) and `store.memory.MemoryStore` implement it, and one contract suite checks both.
@@ -188,12 +188,23 @@ class KeyStore(Protocol):
 class MediaStore(Protocol):
     """Uploaded and fetched inputs."""
 
-    async def add(self, item: MediaItem) -> None:
-        """Store an input's metadata."""
+    async def add(self, item: MediaItem, *, max_owner_bytes: int = 0) -> bool:
+        """Store an input's metadata, unless its owner's unexpired inputs would then hold
+        more than `max_owner_bytes` (0: no cap); return whether it was stored. Exact on
+        every store (on PostgreSQL the adds of one owner take turns)."""
         ...
 
     async def get(self, media_uuid: str, owner: str | None) -> MediaItem | None:
-        """An input (owner None: any owner)."""
+        """An input (owner None: any owner), expired or not."""
+        ...
+
+    async def touch(self, media_uuid: str, owner: str, keep_s: float) -> MediaItem | None:
+        """The owner's input if it has not expired, now kept at least `keep_s` longer
+        (None: there is no such input, or it expired, which nothing undoes)."""
+        ...
+
+    async def stored(self, owner: str) -> tuple[int, float | None]:
+        """The bytes of the owner's unexpired inputs, and when the first of them expires."""
         ...
 
     async def delete(self, media_uuid: str, owner: str) -> MediaItem | None:
@@ -218,7 +229,7 @@ class WorkerRegistry(Protocol):
 
 
 class SweepStore(Protocol):
-    """Result files whose URLs have expired."""
+    """Result files whose URLs have expired, and expired inputs."""
 
     async def expired(self, limit: int) -> list[tuple[str, str]]:
         """(video_uuid, blob_key) of results whose URL expired while their file is kept."""
@@ -228,13 +239,29 @@ class SweepStore(Protocol):
         """Record that these results' files are deleted (their items lose `videoURL`)."""
         ...
 
+    async def expired_media(self, limit: int, hold_s: float) -> list[tuple[str, str]]:
+        """(media_uuid, blob_key) of up to `limit` expired inputs that no queued or running
+        job uses, soonest expired first. An expired input a job uses is kept `hold_s` more
+        (and looked at again then), so it is never handed out while its job may read it."""
+        ...
+
+    async def forget_media(self, media_uuids: Sequence[str]) -> None:
+        """Remove these inputs, whose files are deleted."""
+        ...
+
 
 class UsageStore(Protocol):
-    """The usage ledger: an entry for every finished result, written with it."""
+    """The usage ledger: an entry for every finished result, written with it; and what
+    each key has queued and spent, as its quotas count them."""
 
     async def totals(self, start: float, end: float, owner: str | None = None) -> list[UsageTotals]:
         """Each key's totals over results finished in [start, end), by owner; only
         `owner`'s when given (no entry: an empty list)."""
+        ...
+
+    async def standing(self, owner: str, day: int) -> tuple[int, float]:
+        """The key's queued jobs and the dollars it submitted on UTC `day`: a cheap read of
+        what `JobStore.create` checks its quotas against."""
         ...
 
 

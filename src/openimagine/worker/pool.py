@@ -1,4 +1,10 @@
-"""`WorkerPool`: spawn local worker processes, restart any that die, stop them on exit."""
+"""`WorkerPool`: spawn local worker processes, restart any that die, stop them on exit.
+
+A worker waits out a store outage itself (it never exits for one); but one that cannot start
+(its store unreachable at startup, say) would exit again at once, so a worker that dies soon
+after its start is restarted after a longer pause each time (up to `_MAX_RESTART_DELAY_S`),
+not in a tight loop that reloads its model every second.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,9 @@ from openimagine.config import Settings
 log = logging.getLogger("openimagine.pool")
 
 WorkerTarget = Callable[[Settings, int, int], None]
+
+_SHORT_LIFE_S = 60.0  # a worker that dies sooner than this after its start is in a crash loop
+_MAX_RESTART_DELAY_S = 30.0
 
 
 class WorkerPool:
@@ -42,6 +51,8 @@ class WorkerPool:
         self.restart_delay_s = restart_delay_s
         self._ctx = multiprocessing.get_context("spawn")
         self._procs: dict[int, BaseProcess] = {}
+        self._started: dict[int, float] = {}  # monotonic start time, by index
+        self._delays: dict[int, float] = {}  # the pause before the next restart, by index
         self._stopping = threading.Event()
         self._monitor: threading.Thread | None = None
 
@@ -53,6 +64,7 @@ class WorkerPool:
         )
         proc.start()
         self._procs[index] = proc
+        self._started[index] = time.monotonic()
         log.info("started worker %d (pid %s)", index, proc.pid)
 
     def start(self) -> None:
@@ -74,15 +86,31 @@ class WorkerPool:
             multiprocessing.connection.wait(sentinels, timeout=5.0)
             for index, proc in list(self._procs.items()):
                 if not proc.is_alive() and not self._stopping.is_set():
+                    delay = self._restart_delay(index)
                     log.warning(
-                        "worker %d (pid %s) exited with %s; restarting",
+                        "worker %d (pid %s) exited with %s; restarting in %.0f s",
                         index,
                         proc.pid,
                         proc.exitcode,
+                        delay,
                     )
-                    time.sleep(self.restart_delay_s)
-                    if not self._stopping.is_set():
+                    if self._stopping.wait(delay):
+                        return
+                    try:
                         self._spawn(index)
+                    except Exception:  # the dead process stays: tried again next round
+                        log.exception("could not restart worker %d", index)
+
+    def _restart_delay(self, index: int) -> float:
+        """`restart_delay_s`, doubled for each restart in a row of a worker that died young."""
+        lived = time.monotonic() - self._started.get(index, 0.0)
+        previous = self._delays.get(index)
+        if previous is None or lived >= _SHORT_LIFE_S:
+            delay = self.restart_delay_s
+        else:
+            delay = min(_MAX_RESTART_DELAY_S, 2 * previous)
+        self._delays[index] = delay
+        return delay
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM every worker (each hands its job back), then SIGKILL stragglers."""

@@ -4,14 +4,24 @@ Generation and encoding are blocking and run in a thread; the event loop meanwhi
 lease and writes progress, so a slow step never costs the lease, and a cancel is seen within a
 step. Finished results and failures are recorded with the deliveries they trigger, named by
 event: the outbox renders the bodies, so this process needs no URL-signing secret.
+
+A store that is away for a while (a database restart) costs the job nothing: the lease
+outlasts a restart, so failed heartbeats and progress writes are only tried again, the job
+goes on, and its writes are retried with backoff until the store is back; then the lease's
+fence decides whether the job is still this worker's. Only a worker told to stop while the
+store is away leaves the job, for its lease to expire.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import secrets
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import anyio
 
@@ -31,15 +41,20 @@ from openimagine.domain.jobs import (
 from openimagine.domain.requests import SafetyMode
 from openimagine.errors import LeaseLost, OpenImagineError
 from openimagine.media.encode import content_type, extension
+from openimagine.metrics.instruments import Metrics, instruments
+from openimagine.store.errors import Backoff, retry_transient, transient
 from openimagine.store.protocols import QueueStore
 from openimagine.worker.conditioning import load_conditioning
 from openimagine.worker.render import Target, render_clip
 from openimagine.worker.safety import ContentBlocked, ContentSafety, Verdict
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Share of one result's progress spent denoising; the rest is decode and encode.
 _STEP_SHARE = 0.85
+# The longest pause between tries of a job's write while the store is away.
+_WRITE_BACKOFF_MAX_S = 2.0
 
 
 @dataclass
@@ -53,6 +68,7 @@ class _Progress:
     canceled: bool = False
     lease_lost: bool = False
     blocked: int = 0  #: results withheld by content safety; they end as errors
+    abandoned: bool = False  #: told to stop while the store was away: the lease will expire
 
     def percent(self) -> int:
         return min(99, int(100 * (self.done + self.fraction) / self.total))
@@ -74,6 +90,7 @@ class JobRunner:
         config: WorkerSettings,
         shutdown: threading.Event,
         safety: ContentSafety | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
         self.backend = backend
@@ -82,6 +99,7 @@ class JobRunner:
         self.config = config
         self.shutdown = shutdown
         self.safety = safety
+        self.metrics = metrics if metrics is not None else instruments()
 
     async def run(self, claim: Claim) -> None:
         """Run a claim to a terminal state (or hand it back on shutdown)."""
@@ -94,8 +112,18 @@ class JobRunner:
                 await self._run_results(claim, pending, state)
             except LeaseLost:
                 state.lease_lost = True
+            except Exception as exc:
+                if not (transient(exc) and self.shutdown.is_set()):  # a write given up on
+                    raise
+                state.abandoned = True
             finally:
                 tg.cancel_scope.cancel()
+        if state.abandoned:
+            log.warning(
+                "stopping while the store is away: %s runs again once its lease expires",
+                claim.job.task_uuid,
+            )
+            return
         await self._finish(claim, state)
 
     async def _finish(self, claim: Claim, state: _Progress) -> None:
@@ -106,14 +134,28 @@ class JobRunner:
             elif state.canceled:
                 await self._fail(claim, CANCELED.code, CANCELED.message, JobStatus.CANCELED)
             elif self.shutdown.is_set() and state.done < state.total:
-                await self.queue.release(task, claim.token)
+                await self._write(task, "release", lambda: self.queue.release(task, claim.token))
             elif state.done == state.total and state.blocked:
                 message = "The result was withheld: NSFW content was detected."
                 await self._fail(claim, ContentBlocked.default_code, message)
             elif state.done == state.total:
-                await self.queue.finish(task, claim.token, JobStatus.SUCCEEDED)
+                finish = functools.partial(
+                    self.queue.finish, task, claim.token, JobStatus.SUCCEEDED
+                )
+                await self._write(task, "finish", finish)
+                self.metrics.task_finished(JobStatus.SUCCEEDED)
         except LeaseLost:
             log.warning("lease lost on %s while finishing", task)
+        except Exception as exc:
+            if not (transient(exc) and self.shutdown.is_set()):  # a write given up on
+                raise
+            log.warning("stopping while the store is away: %s runs again later (%s)", task, exc)
+
+    async def _write(self, task: str, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """A write of the job's, tried again while the store is away (see the module's
+        docstring); given up on, with the store's error, only when shutting down."""
+        backoff = Backoff(f"{what} of {task}", log, max_s=_WRITE_BACKOFF_MAX_S)
+        return await retry_transient(call, backoff, give_up=self.shutdown.is_set)
 
     async def _run_results(self, claim: Claim, pending: list[Result], state: _Progress) -> None:
         spec = claim.job.spec
@@ -142,10 +184,25 @@ class JobRunner:
                 await self._fail(claim, "inferenceError", "Generation failed on the server.")
                 state.stop.set()
                 return
-            await self.queue.complete_result(
-                claim.job.task_uuid, claim.token, update, _deliveries(spec, result)
-            )
+            task, new = claim.job.task_uuid, _deliveries(spec, result)
+            complete = functools.partial(self.queue.complete_result, task, claim.token, update, new)
+            try:
+                await self._write(task, "result", complete)
+            except LeaseLost:
+                # Another worker owns the job now, and its result is (or will be) the one
+                # served: this attempt's file is nobody's, so it goes.
+                await self._discard(update.blob_key)
+                raise
+            self.metrics.result_succeeded(result.cost)
             state.next_result()
+
+    async def _discard(self, key: str) -> None:
+        """Delete a file that no result records; a failure is logged (the file is left as
+        an orphan) so that the lease loss it follows is still what the caller sees."""
+        try:
+            await anyio.to_thread.run_sync(self.blobs.delete, key)
+        except Exception:
+            log.exception("could not delete the unpublished file %s", key)
 
     def _produce(
         self, spec: GenerationJob, grid: Grid, result: Result, state: _Progress
@@ -166,14 +223,17 @@ class JobRunner:
         clip = self.backend.generate(params, on_step, state.stop.is_set, conditioning)
         del conditioning
         t1 = time.perf_counter()
+        self.metrics.generated(t1 - t0)
         target = self._target(spec, result)
         verdict = self._check(clip, target, spec.safety_mode)
         suffix = extension(spec.output_format)
         path = self.blobs.scratch_path(suffix)
         try:
+            t2 = time.perf_counter()
             render_clip(clip, target, path, on_frame)
+            self.metrics.encoded(spec.output_format, time.perf_counter() - t2)
             del clip
-            key = f"videos/{result.video_uuid}{suffix}"
+            key = attempt_key(result.video_uuid, suffix)
             size = self.blobs.put_file(key, path)
         finally:
             path.unlink(missing_ok=True)
@@ -235,19 +295,36 @@ class JobRunner:
         deliveries = (
             [NewDelivery(DeliveryKind.WEBHOOK, DeliveryEvent.TASK_FAILED, hook)] if hook else []
         )
-        await self.queue.finish(claim.job.task_uuid, claim.token, status, code, message, deliveries)
+        task = claim.job.task_uuid
+        await self._write(
+            task,
+            "finish",
+            lambda: self.queue.finish(task, claim.token, status, code, message, deliveries),
+        )
+        self.metrics.task_finished(status, code)
 
     async def _keep_lease(self, claim: Claim, state: _Progress) -> None:
+        """Renew the lease every `heartbeat_s`. A renewal the store could not take (it is away)
+        is tried again sooner, and the job goes on: the lease outlasts a database restart, and
+        once the store is back its fence says whether the lease still holds (`LeaseLost`)."""
+        task, heartbeat_s = claim.job.task_uuid, self.config.heartbeat_s
+        backoff = Backoff(f"lease of {task}", log, first_s=0.2, max_s=heartbeat_s)
+        delay = heartbeat_s
         while True:
-            await anyio.sleep(self.config.heartbeat_s)
+            await anyio.sleep(delay)
             try:
-                canceled = await self.queue.heartbeat(
-                    claim.job.task_uuid, claim.token, self.config.lease_s
-                )
+                canceled = await self.queue.heartbeat(task, claim.token, self.config.lease_s)
             except LeaseLost:
                 state.lease_lost = True
                 state.stop.set()
                 return
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                delay = backoff.failed(exc)
+                continue
+            backoff.succeeded()
+            delay = heartbeat_s
             if canceled or self.shutdown.is_set():
                 state.stop.set()
 
@@ -268,6 +345,24 @@ class JobRunner:
                 state.lease_lost = True
                 state.stop.set()
                 return
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                last = -1  # written again next time; the lease keeper logs the outage
+
+
+def attempt_key(video_uuid: str, suffix: str) -> str:
+    """A blob key no other attempt at the same result writes.
+
+    A worker whose lease ran out may still be encoding when another worker re-claims the job
+    and finishes it. Under one shared key the stale file would replace the served one; under
+    its own, only the fenced `complete_result` publishes a file (it records the key), and a
+    stale worker's completion fails and deletes its file. The suffix is random rather than
+    a piece of the lease token, which fences the store's writes and stays out of URLs; it names
+    a folder, so that the file (and the URL) is still named after the video UUID, as a user
+    downloading it expects.
+    """
+    return f"videos/{secrets.token_hex(4)}/{video_uuid}{suffix}"
 
 
 def _deliveries(spec: GenerationJob, result: Result) -> list[NewDelivery]:

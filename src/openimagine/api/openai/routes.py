@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.security import HTTPBearer
 
 from openimagine.api.deps import Owner, Services
@@ -28,6 +28,7 @@ from openimagine.api.openai.schemas import (
     VideoDeleted,
     VideoList,
 )
+from openimagine.delivery.blobs import BlobNotFound, BlobStore
 from openimagine.domain.jobs import ResultStatus
 from openimagine.errors import NotFound
 from openimagine.media.thumbnail import first_frame_webp
@@ -203,12 +204,28 @@ async def video_content(
     if first is None or first.status is not ResultStatus.SUCCESS or first.blob_key is None:
         state = "failed" if view.job.status.terminal else "is not completed yet"
         raise NotFound(f"Video {video_id} {state}: it has no content.", code="videoNotReady")
-    path = deps.blobs.local_path(first.blob_key)
-    if path is None or (first.expires_at is not None and first.expires_at <= time.time()):
+    if first.expires_at is not None and first.expires_at <= time.time():
         raise NotFound(f"The content of video {video_id} has expired.", code="videoExpired")
+    path = deps.blobs.local_path(first.blob_key)
     if variant == "thumbnail":
-        webp = await anyio.to_thread.run_sync(first_frame_webp, path)
+        try:
+            webp = await anyio.to_thread.run_sync(_thumbnail, deps.blobs, first.blob_key)
+        except BlobNotFound:
+            raise NotFound(
+                f"The content of video {video_id} has expired.", code="videoExpired"
+            ) from None
         if webp is None:
             raise NotFound("The video has no frames.", code="videoNotFound", parameter="video_id")
         return Response(webp, media_type="image/webp")
+    if path is None:  # in object storage: the client downloads it from there
+        url = deps.blobs.direct_url(first.blob_key, first.expires_at or time.time() + 3600)
+        if url is None:
+            raise NotFound(f"The content of video {video_id} has expired.", code="videoExpired")
+        return RedirectResponse(url, status_code=307)
     return FileResponse(path, media_type=first.content_type or "application/octet-stream")
+
+
+def _thumbnail(blobs: BlobStore, key: str) -> bytes | None:
+    """The first frame of a stored video as WebP (a local copy when it lives elsewhere)."""
+    with blobs.as_file(key) as path:
+        return first_frame_webp(path)

@@ -47,7 +47,7 @@ class MemoryJobs:
             return existing, self._s.results_of(new.task_uuid), False
         now = self._s.clock()
         self._admit(new, quota, now)
-        job = new.queued(now, self._s.arrivals + 1)
+        job = new.queued(now, self._s.arrivals + 1, self._s.allot(new.owner))
         self._s.jobs[job.task_uuid] = job
         self._s.results[job.task_uuid] = new.pending_results()
         self._s.arrivals += 1
@@ -86,8 +86,8 @@ class MemoryJobs:
             return None
         place = None
         if job.status is JobStatus.QUEUED:
-            queued = (j for j in self._s.jobs.values() if j.status is JobStatus.QUEUED)
-            place = sum(1 for j in queued if j.seq < job.seq)
+            mine = (job.turn, job.seq)
+            place = sum(1 for j in self._s.queued() if (j.turn, j.seq) < mine)
         return job, self._s.results_of(task_uuid), place
 
     async def finished_result(self, video_uuid: str) -> Result | None:
@@ -123,6 +123,8 @@ class MemoryJobs:
                 parameter="taskUUID",
             )
         del self._s.jobs[task_uuid]
+        if job.status is JobStatus.QUEUED:
+            self._s.left_queue(job.owner, job.turn)
         removed = self._s.results.pop(task_uuid, [])
         for d in [d for d in self._s.deliveries.values() if d.task_uuid == task_uuid]:
             del self._s.deliveries[d.id]
@@ -142,6 +144,8 @@ class MemoryJobs:
                 error_code=code,
                 error_message=message,
             )
+            self._s.jobs[task_uuid] = job
+            self._s.left_queue(job.owner, job.turn)
             self._s.fail_pending(task_uuid, code, message)
             self._s.add_deliveries(task_uuid, failure_webhook(job.spec.webhook_url))
         elif job.status is JobStatus.RUNNING:
@@ -198,7 +202,7 @@ class MemoryQueue:
         if not ready:
             return None
         # A running job whose lease ran out first, then the queue in order.
-        job = min(ready, key=lambda j: (j.status is JobStatus.QUEUED, j.seq))
+        job = min(ready, key=lambda j: (j.status is JobStatus.QUEUED, j.turn, j.seq))
         token = secrets.token_hex(16)
         job = replace(
             job,
@@ -288,9 +292,17 @@ class MemoryQueue:
 
     async def release(self, task_uuid: str, token: str) -> None:
         job = self._fence(task_uuid, token)
+        if job.cancel_requested:  # queued, it could be neither claimed nor reaped
+            hook = job.spec.webhook_url
+            await self.finish(
+                task_uuid, token, JobStatus.CANCELED, CANCELED.code, CANCELED.message,
+                failure_webhook(hook),
+            )  # fmt: skip
+            return
         self._s.jobs[task_uuid] = replace(
             job,
-            status=JobStatus.QUEUED,  # at its own place in the queue
+            status=JobStatus.QUEUED,
+            turn=self._s.requeue_turn(job),  # first of its key's: it had its turn
             attempts=job.attempts - 1,
             lease_owner=None,
             lease_token=None,

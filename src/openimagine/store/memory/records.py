@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from openimagine.domain.deliveries import Delivery, DeliveryStatus, destination
-from openimagine.domain.jobs import ResultStatus
+from openimagine.domain.jobs import JobStatus, ResultStatus
 from openimagine.domain.quotas import Limits
 from openimagine.domain.records import ApiKey, MediaItem, WorkerInfo, WorkerState
 from openimagine.domain.usage import UsageEntry, UsageTotals
@@ -136,12 +136,38 @@ class MemoryMedia:
     def __init__(self, state: State) -> None:
         self._s = state
 
-    async def add(self, item: MediaItem) -> None:
+    async def add(self, item: MediaItem, *, max_owner_bytes: int = 0) -> bool:
+        if max_owner_bytes:
+            used, _ = await self.stored(item.owner)
+            if used + item.size_bytes > max_owner_bytes:
+                return False
         self._s.media[item.media_uuid] = item
+        return True
 
     async def get(self, media_uuid: str, owner: str | None) -> MediaItem | None:
         item = self._s.media.get(media_uuid)
         return None if item is None or (owner is not None and item.owner != owner) else item
+
+    async def touch(self, media_uuid: str, owner: str, keep_s: float) -> MediaItem | None:
+        item = await self.get(media_uuid, owner)
+        now = self._s.clock()
+        if item is None or item.expires_at is None:
+            return item
+        if item.expires_at < now:
+            return None
+        item = replace(item, expires_at=max(item.expires_at, now + keep_s))
+        self._s.media[media_uuid] = item
+        return item
+
+    async def stored(self, owner: str) -> tuple[int, float | None]:
+        now = self._s.clock()
+        mine = [
+            m
+            for m in self._s.media.values()
+            if m.owner == owner and (m.expires_at is None or m.expires_at >= now)
+        ]
+        expiries = [m.expires_at for m in mine if m.expires_at is not None]
+        return sum(m.size_bytes for m in mine), min(expiries, default=None)
 
     async def delete(self, media_uuid: str, owner: str) -> MediaItem | None:
         item = await self.get(media_uuid, owner)
@@ -178,11 +204,15 @@ class MemorySweep:
 
     async def expired(self, limit: int) -> list[tuple[str, str]]:
         now = self._s.clock()
+        used = self._used_inputs()
         found = [
             r
-            for results in self._s.results.values()
+            for task_uuid, results in self._s.results.items()
             for r in results
-            if r.blob_key is not None and r.expires_at is not None and r.expires_at < now
+            if r.blob_key is not None
+            and r.expires_at is not None
+            and r.expires_at < now
+            and (self._s.jobs[task_uuid].owner, r.blob_key) not in used
         ]
         found.sort(key=lambda r: r.expires_at or 0.0)
         return [(r.video_uuid, r.blob_key) for r in found[:limit] if r.blob_key is not None]
@@ -194,6 +224,38 @@ class MemorySweep:
                 task_uuid,
                 lambda r: replace(r, blob_key=None, size_bytes=None) if r.video_uuid in gone else r,
             )
+
+    async def expired_media(self, limit: int, hold_s: float) -> list[tuple[str, str]]:
+        now = self._s.clock()
+        expired = sorted(
+            (m for m in self._s.media.values() if m.expires_at is not None and m.expires_at < now),
+            key=lambda m: m.expires_at or 0.0,
+        )
+        used = self._used_inputs()
+        free: list[tuple[str, str]] = []
+        for m in expired:
+            if (m.owner, m.blob_key) in used:
+                self._s.media[m.media_uuid] = replace(m, expires_at=now + hold_s)
+            elif len(free) < limit:
+                free.append((m.media_uuid, m.blob_key))
+        return free
+
+    def _used_inputs(self) -> set[tuple[str, str]]:
+        """(owner, blob key) of every input a queued or running job names."""
+        return {
+            (j.owner, key)
+            for j in self._s.jobs.values()
+            if j.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+            for key in (j.spec.frame_image, j.spec.video, *j.spec.reference_images)
+            if key is not None
+        }
+
+    async def forget_media(self, media_uuids: Sequence[str]) -> None:
+        now = self._s.clock()
+        for media_uuid in media_uuids:
+            item = self._s.media.get(media_uuid)
+            if item is not None and item.expires_at is not None and item.expires_at < now:
+                del self._s.media[media_uuid]
 
 
 class MemoryUsage:
@@ -214,3 +276,9 @@ class MemoryUsage:
             seconds, cost = sum(e.seconds for e in ok), round(sum(e.cost for e in entries), 6)
             out.append(UsageTotals(key, tasks, len(entries), len(entries) - len(ok), seconds, cost))
         return out
+
+    async def standing(self, owner: str, day: int) -> tuple[int, float]:
+        queued = [
+            j for j in self._s.jobs.values() if j.owner == owner and j.status is JobStatus.QUEUED
+        ]
+        return len(queued), self._s.spend.get((owner, day), 0.0)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from openimagine.domain.deliveries import Delivery, DeliveryStatus, NewDelivery
-from openimagine.domain.jobs import Job, Result, ResultStatus
+from openimagine.domain.jobs import Job, JobStatus, Result, ResultStatus
 from openimagine.domain.records import ApiKey, MediaItem, WorkerInfo
 from openimagine.domain.usage import UsageEntry
 
@@ -28,6 +28,43 @@ class State:
     arrivals: int = 0  #: jobs created so far, which `wait` watches
     usage: dict[str, UsageEntry] = field(default_factory=dict)  #: the ledger, by videoUUID
     spend: dict[tuple[str, int], float] = field(default_factory=dict)  #: (owner, UTC day) → $
+    next_turn: dict[str, int] = field(default_factory=dict)  #: fair share, as `sql.turns`
+
+    def queued(self, owner: str | None = None) -> list[Job]:
+        """The queued jobs (of `owner`)."""
+        return [
+            j
+            for j in self.jobs.values()
+            if j.status is JobStatus.QUEUED and (owner is None or j.owner == owner)
+        ]
+
+    def allot(self, owner: str) -> int:
+        """The turn of `owner`'s next queued job (see `sql.turns`)."""
+        turns = [j.turn for j in self.queued()]
+        head = min(turns) if turns else max(self.next_turn.values(), default=0)
+        turn = max(self.next_turn.get(owner, head), head)
+        if not self.queued(owner):  # it joins this round, or the next if it just had its turn
+            turn = min(turn, head + 1)
+        self.next_turn[owner] = turn + 1
+        return turn
+
+    def left_queue(self, owner: str, turn: int) -> None:
+        """A queued job of `owner` at `turn` was canceled or deleted: close the gap."""
+        mine = self.queued(owner)
+        if any(j.turn < turn for j in mine):
+            for j in mine:
+                if j.turn > turn:
+                    self.jobs[j.task_uuid] = replace(j, turn=j.turn - 1)
+        mine = self.queued(owner)
+        self.next_turn[owner] = max(j.turn for j in mine) + 1 if mine else turn
+
+    def requeue_turn(self, job: Job) -> int:
+        """The turn of a running job going back to the queue: before its key's first."""
+        mine = [j.turn for j in self.queued(job.owner) if j.task_uuid != job.task_uuid]
+        others = [j.turn for j in self.queued() if j.task_uuid != job.task_uuid]
+        turn = min(mine) - 1 if mine else min(others) if others else job.turn
+        self.next_turn[job.owner] = max(mine, default=turn) + 1
+        return turn
 
     def results_of(self, task_uuid: str) -> list[Result]:
         return list(self.results.get(task_uuid, []))

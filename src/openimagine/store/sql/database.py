@@ -5,13 +5,16 @@ Writes go through the process's `Writer` (group commit: one thread, one transact
 batch of concurrent writes); reads run on a small pool of reader threads and never take a
 write lock. SQLite (the embedded default) writes with `BEGIN IMMEDIATE` on one connection per
 process; PostgreSQL uses one pooled engine (psycopg 3) with pre-ping, so a restarted server
-costs a reconnect, not an error. Idle workers wait for `wake` (see `wakeup`).
+costs a reconnect, not an error. The event loop's own PostgreSQL connections (`pg_async`)
+cannot be pinged before each statement without a round trip more, so a statement that meets
+a dead one (every idle connection dies with a server restart) is run again, at once, on
+another (`_on_pg`). Idle workers wait for `wake` (see `wakeup`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -19,6 +22,7 @@ import anyio
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from openimagine.store.errors import lost_connection
 from openimagine.store.sql.executor import SyncExecutor, drive
 from openimagine.store.sql.inline import Checkpointer, InlineSqlite, Together
 from openimagine.store.sql.pg_async import AsyncPostgres
@@ -55,9 +59,9 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> sa.Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in (
+            "PRAGMA busy_timeout=30000",  # first: another process may hold the lock already
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",
-            "PRAGMA busy_timeout=30000",
             "PRAGMA foreign_keys=ON",
         ):
             cursor.execute(pragma)
@@ -87,8 +91,15 @@ class Database:
             self._listener: Listener | None = None
             self._pg: AsyncPostgres | None = None
         elif self.dialect == "postgresql":
+            # A server that does not answer (a host gone, not one restarting) costs a write
+            # batch `connect_timeout`, not psycopg's default of two minutes.
+            timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
             self._write_engine = self._reader = sa.create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                connect_args=timeout,
             )
             self._doorbell = None
             conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -145,7 +156,9 @@ class Database:
             self._checkpointer.start()
             return await self._inline.write_together(fn, args)
         if self._pg is not None:
-            return await self._pg.write_together(fn, args)
+            pg = self._pg
+            # Safe to run again: the write did not commit, and submits are idempotent anyway.
+            return await _on_pg(lambda: pg.write_together(fn, args), pg.writers + 1)
         return await self._thread_write_together(fn, args)
 
     async def read_hot(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
@@ -159,7 +172,8 @@ class Database:
             else:
                 return result
         if self._pg is not None:
-            found: T = await self._pg.read(fn, *args)
+            pg = self._pg
+            found: T = await _on_pg(lambda: pg.read(fn, *args), pg.readers + 1)
             return found
 
         def on_thread(conn: sa.Connection) -> T:
@@ -198,7 +212,14 @@ class Database:
 
     def _on_reader(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._reader.connect() as conn:
-            return fn(conn, *args, **kwargs)
+            try:
+                return fn(conn, *args, **kwargs)
+            except Exception as exc:
+                # Statements on the driver directly (`raw`) fail past SQLAlchemy, which then
+                # would put the dead connection back in its pool (and log its failed reset).
+                if lost_connection(exc):
+                    conn.invalidate()
+                raise
 
     async def close(self) -> None:
         """Finish queued writes, stop listening, close every pooled connection."""
@@ -216,6 +237,22 @@ class Database:
         self._write_engine.dispose()
         if self._reader is not self._write_engine:
             self._reader.dispose()
+
+
+async def _on_pg(call: Callable[[], Awaitable[T]], tries: int) -> T:
+    """`await call()` on the event loop's PostgreSQL connections, again on a connection that
+    was dead (see `lost_connection`), at most `tries` times in all: one more than there are
+    idle connections, which a server restart leaves all dead (each is dropped once it fails).
+    While the server is down a write's tries are refused connects, so its error comes back at
+    once; a read waits for the reader pool's reconnect (its own timeout), once.
+    """
+    for _ in range(tries - 1):
+        try:
+            return await call()
+        except Exception as exc:
+            if not lost_connection(exc):
+                raise
+    return await call()
 
 
 def run_migrations(url: str) -> None:

@@ -30,6 +30,7 @@ from openimagine.store.sql.executor import Executor, SyncExecutor, drive
 log = logging.getLogger(__name__)
 
 _PRAGMAS = (
+    "PRAGMA busy_timeout=5000",  # while setting up: another process may hold the lock
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",

@@ -10,11 +10,10 @@ from openimagine.domain.deliveries import Delivery, failure_webhook
 from openimagine.domain.jobs import CANCELED, Job, JobStatus, NewJob, Result
 from openimagine.domain.quotas import Admission
 from openimagine.errors import Conflict, NotFound
-from openimagine.store.sql import raw, submits
+from openimagine.store.sql import raw, submits, turns
 from openimagine.store.sql.rows import to_delivery
 from openimagine.store.sql.shared import (
     Context,
-    add_hole,
     count_queued,
     fail_pending,
     insert_deliveries,
@@ -118,6 +117,7 @@ def _page(
 
 
 def _delete(conn: sa.Connection, task_uuid: str, owner: str) -> Any:
+    turns.hold(conn, owner)  # before the job's row: a queued job's removal moves its key's turns
     lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""  # a claim skips it
     found = raw.execute(
         conn,
@@ -134,11 +134,11 @@ def _delete(conn: sa.Connection, task_uuid: str, owner: str) -> Any:
             parameter="taskUUID",
         )
     removed = results_of(conn, task_uuid, plan)
-    if job.status is JobStatus.QUEUED:
-        add_hole(conn, job.seq)
-        count_queued(conn, job.owner, -1)
     for table in ("deliveries", "results", "jobs"):
         raw.execute(conn, f"DELETE FROM {table} WHERE task_uuid = :t", {"t": task_uuid})  # noqa: S608
+    if job.status is JobStatus.QUEUED:
+        count_queued(conn, job.owner, -1)
+        turns.left_queue(conn, job.owner, job.turn)
     return job, removed
 
 
@@ -147,15 +147,18 @@ def _cancel(conn: sa.Connection, task_uuid: str, owner: str | None, now: float) 
     if found is None or (owner is not None and found[0].owner != owner):
         raise NotFound(f"No task with taskUUID {task_uuid}.", parameter="taskUUID")
     job, plan = found
+    if job.status is JobStatus.QUEUED:
+        turns.hold(conn, job.owner)  # before the job's row (see `turns`)
     # Guarded by the status read: on PostgreSQL a worker may claim the job meanwhile, and then
-    # it is canceled as a running one (its worker stops within a step).
-    if (
+    # it is canceled as a running one (its worker stops within a step). Its turn is read as
+    # updated: another cancel of its key may have moved it since `load_job`.
+    left = (
         job.status is JobStatus.QUEUED
         and raw.execute(
             conn,
             "UPDATE jobs SET status = :s, cancel_requested = true, finished_at = :now, "
             "error_code = :code, error_message = :message WHERE task_uuid = :t "
-            "AND status = 'queued' RETURNING task_uuid",
+            "AND status = 'queued' RETURNING turn",
             {
                 "s": JobStatus.CANCELED.value,
                 "now": now,
@@ -164,10 +167,11 @@ def _cancel(conn: sa.Connection, task_uuid: str, owner: str | None, now: float) 
                 "t": task_uuid,
             },
         ).fetchone()
-    ):
+    )
+    if left:
         fail_pending(conn, task_uuid, plan, CANCELED.code, CANCELED.message, now)
         count_queued(conn, job.owner, -1)
-        add_hole(conn, job.seq)
+        turns.left_queue(conn, job.owner, int(left[0]))
         insert_deliveries(conn, task_uuid, failure_webhook(job.spec.webhook_url), now)
     elif job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         raw.execute(

@@ -4,8 +4,15 @@ perf: a writer thread and the event loop contend for the interpreter lock (see `
 psycopg's async connection needs no thread. Submits made during one turn of the loop are
 inserted together in one transaction (group commit: one WAL flush for the batch); up to
 `writers` such transactions are in flight at once, each on a connection of its own (queue
-numbers come from a sequence, so they never wait for each other), while the next batch
-gathers. Polls read on a small pool of connections.
+numbers come from a sequence; batches of one key wait for each other on its turns, see
+`turns`), while the next batch gathers. Polls read on a small pool of connections.
+
+Every statement these connections run is an index probe by design (a submit's batch, a poll,
+the outbox's due check), and psycopg prepares each: its plan is made once, with the
+statistics of that moment. Made while the queue was empty, the planner would pick a
+sequential scan for a read of the head of the queue, and keep it for thousands of queued jobs.
+So these connections never plan one (`enable_seqscan=off`): the plans stay the index probes
+whatever the statistics said, and no statement needs planning again on each run.
 """
 
 from __future__ import annotations
@@ -26,6 +33,20 @@ if TYPE_CHECKING:
     from openimagine.store.sql.inline import Together
 
 log = logging.getLogger(__name__)
+
+# See the module's docstring. And no JIT: a plan that scans a small table all the same (the
+# keys' turns) is costed past `jit_above_cost` by the disabled scan's penalty, and compiling
+# it would take 0.4 s on every poll.
+_HOT_PLANS = "-c enable_seqscan=off -c jit=off"
+
+
+def _with_hot_plans(conninfo: str) -> str:
+    """`conninfo` with `_HOT_PLANS` added to its server options (a `search_path` in them,
+    say, is kept)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    given = str(conninfo_to_dict(conninfo).get("options") or "")
+    return make_conninfo(conninfo, options=f"{given} {_HOT_PLANS}".strip())
 
 
 class AsyncPgExecutor:
@@ -62,7 +83,7 @@ class AsyncPostgres:
     """The event loop's connections to one PostgreSQL database."""
 
     def __init__(self, conninfo: str, readers: int = 4, writers: int = 3) -> None:
-        self.conninfo = conninfo
+        self.conninfo = _with_hot_plans(conninfo)
         self.readers = readers
         self.writers = writers
         self._idle: list[AsyncConnection[Any]] = []
@@ -106,7 +127,7 @@ class AsyncPostgres:
     async def _transaction(self, batch: list[Any]) -> list[tuple[bool, Any]]:
         """The batch's writes. The connection is in autocommit mode: a write function keeps
         each of its writes to one statement, which is its own transaction (`submits.create`
-        inserts a batch, its holes and its NOTIFY in one)."""
+        inserts a batch, its turns and its NOTIFY in one)."""
         import psycopg
 
         conn: AsyncConnection[Any] | None = None
@@ -125,8 +146,12 @@ class AsyncPostgres:
                 await conn.execute(f"NOTIFY {CHANNEL}")
         except Exception as exc:
             if conn is not None and (isinstance(exc, psycopg.OperationalError) or conn.closed):
-                with contextlib.suppress(Exception):
-                    await conn.close()  # a new connection for the next batch
+                # A new connection for the next batch; the idle ones most likely died with
+                # this one (a server restart), so they go too.
+                stale, self._idle = [conn, *self._idle], []
+                for old in stale:
+                    with contextlib.suppress(Exception):
+                        await old.close()
                 conn = None
             return [(False, exc)] * len(batch)
         finally:
@@ -155,6 +180,7 @@ class AsyncPostgres:
                 min_size=1,
                 max_size=self.readers,
                 kwargs={"autocommit": True},
+                timeout=5.0,  # a poll during an outage fails in 5 s, not psycopg's 30
                 open=False,
             )
             await pool.open()

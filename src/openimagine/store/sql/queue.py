@@ -16,9 +16,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from openimagine.domain.deliveries import NewDelivery, failure_webhook
-from openimagine.domain.jobs import Claim, JobStatus, Result, ResultStatus, ResultUpdate, reaped
+from openimagine.domain.jobs import (
+    CANCELED,
+    Claim,
+    JobStatus,
+    Result,
+    ResultStatus,
+    ResultUpdate,
+    reaped,
+)
 from openimagine.errors import LeaseLost
-from openimagine.store.sql import raw
+from openimagine.store.sql import raw, turns
 from openimagine.store.sql.executor import Replanned
 from openimagine.store.sql.shared import (
     Context,
@@ -42,7 +50,8 @@ _RUN_LIMIT = (
 )
 _RUNNING_OF = "(SELECT count(*) FROM jobs r WHERE r.owner = jobs.owner AND r.status = 'running')"
 _UNDER_LIMIT = f" AND ({_RUN_LIMIT} = 0 OR {_RUNNING_OF} < {_RUN_LIMIT})"
-_ORDER = "ORDER BY seq LIMIT 1"
+# Fair share: keys with queued work take turns, each oldest first (see `turns`).
+_ORDER = "ORDER BY turn, seq LIMIT 1"
 _CLAIM = """
 UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :worker,
     lease_token = :token, lease_expires_at = :expires, started_at = COALESCE(started_at, :now)
@@ -84,7 +93,7 @@ class SqlQueue:
 
     async def claim(self, worker_id: str, lease_s: float, *, max_running: int = 0) -> Claim | None:
         """Lease the next runnable job: a running one whose lease ran out first, else the
-        oldest queued one whose key runs fewer jobs than its limit."""
+        queued one first in turn (fair share) whose key runs fewer jobs than its limit."""
         now = self._ctx.now()
         # perf: idle workers look often; a reader answers "nothing", so an empty queue never
         # takes the write lock away from submits.
@@ -143,16 +152,14 @@ class SqlQueue:
         await self._ctx.db.write(_finish, task_uuid, token, values, deliveries, now)
 
     async def release(self, task_uuid: str, token: str) -> None:
-        """Hand a running job back to the queue, at its own place, without spending an
-        attempt."""
-        await self._ctx.db.write(_release, task_uuid, token)
+        """Hand a running job back to the queue, first of its key's, without spending an
+        attempt; a job whose cancel was asked meanwhile ends canceled instead."""
+        await self._ctx.db.write(_release, task_uuid, token, self._ctx.now())
 
     async def reap_expired(self) -> int:
-        """Fail (or cancel) jobs whose lease expired with no attempts left (or cancel asked);
-        forget the holes the head of the queue has passed."""
+        """Fail (or cancel) jobs whose lease expired with no attempts left (or cancel asked)."""
         now = self._ctx.now()
-        reapable, stale_holes = await self._ctx.db.read(_chores, now)
-        if not (reapable or stale_holes):  # perf: mostly nothing; no write lock
+        if not await self._ctx.db.read(_reapable, now):  # perf: mostly nothing; no write lock
             return 0
         return await self._ctx.db.write(_reap, now)
 
@@ -209,8 +216,25 @@ def _beat(conn: sa.Connection, task_uuid: str, token: str, values: dict[str, Any
     return _fence(conn, task_uuid, token, values)[0]
 
 
-def _release(conn: sa.Connection, task_uuid: str, token: str) -> None:
-    """Back to the queue at its own place (its number is no longer a hole)."""
+def _release(conn: sa.Connection, task_uuid: str, token: str, now: float) -> None:
+    """Back to the queue, before its key's other queued jobs (`turns.requeued`). A job asked
+    to cancel ends canceled: queued, it could be neither claimed nor reaped."""
+    found = load_job(conn, task_uuid)
+    if found is None:
+        raise LeaseLost(task_uuid)
+    job = found[0]
+    if job.cancel_requested:
+        values: dict[str, Any] = {
+            "status": JobStatus.CANCELED.value,
+            "finished_at": now,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "error_code": CANCELED.code,
+            "error_message": CANCELED.message,
+        }
+        _finish(conn, task_uuid, token, values, failure_webhook(job.spec.webhook_url), now)
+        return
+    turns.hold(conn, job.owner)
     values = {
         "status": JobStatus.QUEUED.value,
         "attempts": _Raw("attempts - 1"),
@@ -219,13 +243,8 @@ def _release(conn: sa.Connection, task_uuid: str, token: str) -> None:
         "lease_expires_at": None,
     }
     _fence(conn, task_uuid, token, values)
-    raw.execute(
-        conn,
-        "DELETE FROM queue_holes WHERE seq = (SELECT seq FROM jobs WHERE task_uuid = :t)",
-        {"t": task_uuid},
-    )
-    owner = raw.execute(conn, "SELECT owner FROM jobs WHERE task_uuid = :t", {"t": task_uuid})
-    count_queued(conn, owner.fetchone()[0], 1)
+    turns.requeued(conn, task_uuid, job.owner)
+    count_queued(conn, job.owner, 1)
 
 
 def _complete(
@@ -266,19 +285,10 @@ _REAPABLE = Replanned(
     "AND lease_expires_at < :now AND (attempts >= max_attempts OR cancel_requested = true)"
 )
 _ANY_REAPABLE = Replanned(_REAPABLE + " LIMIT 1")
-# Holes below every queued or running job can matter to no place any more (a running job
-# may come back at its own number: `release`). With neither, they are kept.
-_PASSED = (
-    "SELECT min(m) FROM (SELECT min(seq) AS m FROM jobs WHERE status = 'queued'"
-    " UNION ALL SELECT min(seq) FROM jobs WHERE status = 'running') AS heads"
-)
-_STALE_HOLES = Replanned(f"SELECT 1 FROM queue_holes WHERE seq < ({_PASSED}) LIMIT 1")  # noqa: S608
-_DROP_HOLES = Replanned(f"DELETE FROM queue_holes WHERE seq < ({_PASSED})")  # noqa: S608
 
 
-def _chores(conn: sa.Connection, now: float) -> tuple[bool, bool]:
-    reapable = raw.execute(conn, _ANY_REAPABLE, {"now": now}).fetchone() is not None
-    return reapable, raw.execute(conn, _STALE_HOLES).fetchone() is not None
+def _reapable(conn: sa.Connection, now: float) -> bool:
+    return raw.execute(conn, _ANY_REAPABLE, {"now": now}).fetchone() is not None
 
 
 _REAP = (
@@ -290,7 +300,6 @@ _REAP = (
 
 
 def _reap(conn: sa.Connection, now: float) -> int:
-    raw.execute(conn, _DROP_HOLES)
     rows = raw.execute(conn, _REAPABLE, {"now": now}).fetchall()
     reaped_jobs = 0
     for task_uuid, canceled, plan in rows:

@@ -28,7 +28,7 @@ JOB_COLUMNS = (
     "task_uuid", "owner", "task_type", "request", "request_hash", "status", "attempts",
     "max_attempts", "progress", "cancel_requested", "number_results", "created_at",
     "started_at", "finished_at", "lease_owner", "lease_token", "lease_expires_at",
-    "error_code", "error_message", "seq", "results_plan",
+    "error_code", "error_message", "seq", "results_plan", "turn",
 )  # fmt: skip
 RESULT_COLUMNS = (
     "video_uuid", "task_uuid", "idx", "seed", "status", "blob_key", "content_type",
@@ -106,6 +106,7 @@ def job_from(row: Sequence[Any]) -> Job:
         error_code=row[17],
         error_message=row[18],
         seq=row[19],
+        turn=row[21],
     )
 
 

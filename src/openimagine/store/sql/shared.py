@@ -1,5 +1,5 @@
 """What the parts of the SQL store share: the database, the clock, and the statements on a
-job's row, its results, holes in the queue order, and deliveries."""
+job's row, its results, and deliveries."""
 
 from __future__ import annotations
 
@@ -110,13 +110,6 @@ def fail_pending(
 def count_queued(conn: sa.Connection, owner: str, n: int) -> None:
     """`n` more (or fewer) jobs of `owner` are queued: in the transaction that queues them."""
     raw.execute(conn, raw.count_queued_sql(conn.dialect.name), {"owner": owner, "n": n})
-
-
-def add_hole(conn: sa.Connection, seq: int) -> None:
-    """Record that `seq` left the queue out of order (or was never used)."""
-    raw.execute(
-        conn, "INSERT INTO queue_holes (seq) VALUES (:s) ON CONFLICT DO NOTHING", {"s": seq}
-    )
 
 
 def insert_deliveries(

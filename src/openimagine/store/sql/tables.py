@@ -66,31 +66,43 @@ jobs = sa.Table(
     sa.Column("lease_expires_at", sa.Double),
     sa.Column("error_code", sa.String(100)),
     sa.Column("error_message", sa.Text),
-    # The claim order, oldest first: a dense enqueue number (see queue_counter, queue_holes).
+    # The enqueue order (see queue_counter): oldest first among jobs of the same turn.
     sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
     # Each result's [videoUUID, seed, cost], fixed at submit; `results` holds a row only
     # once a result has finished (perf: a submit writes one row, not 1 + numberResults).
     sa.Column("results_plan", sa.Text, nullable=False, server_default="[]"),
+    # Fair share: the round in which the job is claimed (see `key_turns`). Jobs are claimed
+    # by (turn, seq), so keys with queued work take turns, each oldest first.
+    sa.Column("turn", sa.BigInteger, nullable=False, server_default="0"),
 )
-sa.Index("ix_jobs_queue", jobs.c.status, jobs.c.seq)
+sa.Index("ix_jobs_turn", jobs.c.status, jobs.c.turn, jobs.c.seq)
 sa.Index("ix_jobs_owner", jobs.c.owner, jobs.c.created_at)
-sa.Index("ix_jobs_owner_status", jobs.c.owner, jobs.c.status)  # a key's queued and running
+# A key's queued and running jobs, and its first and last queued turn.
+sa.Index("ix_jobs_owner_turn", jobs.c.owner, jobs.c.status, jobs.c.turn)
 
-# The next enqueue number (one row). Every number handed out becomes a job's `seq` or a hole.
+# Each key's next turn. A key's queued jobs hold consecutive turns, from its first queued one
+# to `next_turn - 1`; a key that had nothing queued joins at the head of the queue. So a
+# queued job's place is, summed over the keys with queued work, how many of their turns come
+# before its own: one index probe a key, whatever the depth of the queue.
+key_turns = sa.Table(
+    "key_turns",
+    metadata,
+    sa.Column("owner", sa.String(36), primary_key=True),
+    sa.Column("next_turn", sa.BigInteger, nullable=False),
+    # PostgreSQL: how many of the key's last batch its queue limit admitted (decided on the
+    # locked row, so concurrent batches of one key never pass the limit together).
+    sa.Column("batch", sa.Integer, nullable=False, server_default="0"),
+)
+# No index on `next_turn`: updated on every batch, an indexed column would make each update
+# leave a dead index entry (no HOT update on PostgreSQL) that every poll's scan of the keys
+# then steps over until the next vacuum. The table has a row per key; polls read it whole.
+
+# The next enqueue number (one row; PostgreSQL uses the sequence `queue_seq`).
 queue_counter = sa.Table(
     "queue_counter",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("next_seq", sa.BigInteger, nullable=False),
-)
-
-# Enqueue numbers that left the queue out of order (canceled or deleted while queued, or never
-# used by a submit that turned out to be a retry): a queued job's place is its distance from the
-# head of the queue less the holes in between, so it costs O(log n), not a count of the queue.
-queue_holes = sa.Table(
-    "queue_holes",
-    metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
 )
 
 results = sa.Table(
@@ -176,6 +188,9 @@ media = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("expires_at", sa.Double),
 )
+sa.Index("ix_media_expires", media.c.expires_at)
+# A key's stored bytes, summed from the index alone (its byte cap is checked per input).
+sa.Index("ix_media_owner", media.c.owner, media.c.expires_at, media.c.size_bytes)
 
 workers = sa.Table(
     "workers",

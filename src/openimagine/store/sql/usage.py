@@ -1,5 +1,5 @@
 """`SqlUsage`: totals of the usage ledger (its rows are written with the results they bill,
-in `shared.insert_results`)."""
+in `shared.insert_results`), and each key's standing against its quotas."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from openimagine.domain.jobs import ResultStatus
 from openimagine.domain.usage import UsageTotals
 from openimagine.store.sql.shared import Context
-from openimagine.store.sql.tables import usage
+from openimagine.store.sql.tables import key_queue, spend, usage
 
 
 class SqlUsage:
@@ -20,6 +20,17 @@ class SqlUsage:
     async def totals(self, start: float, end: float, owner: str | None = None) -> list[UsageTotals]:
         """Each key's totals over results finished in [start, end); one key's with `owner`."""
         return await self._ctx.db.read(_totals, start, end, owner)
+
+    async def standing(self, owner: str, day: int) -> tuple[int, float]:
+        """The key's queued jobs and its spend on UTC `day`."""
+        return await self._ctx.db.read(_standing, owner, day)
+
+
+def _standing(conn: sa.Connection, owner: str, day: int) -> tuple[int, float]:
+    # The key's counter (`tables.key_queue`, summed over its shards): O(1) at any depth.
+    queued = sa.select(sa.func.sum(key_queue.c.queued)).where(key_queue.c.owner == owner)
+    spent = sa.select(spend.c.amount).where(spend.c.owner == owner, spend.c.day == day)
+    return int(conn.execute(queued).scalar() or 0), float(conn.execute(spent).scalar() or 0.0)
 
 
 def _totals(conn: sa.Connection, start: float, end: float, owner: str | None) -> list[UsageTotals]:

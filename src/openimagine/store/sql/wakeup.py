@@ -7,7 +7,10 @@
 - PostgreSQL: `LISTEN`/`NOTIFY`. A commit that queued work sends `NOTIFY` (once per
   transaction), and waiting workers listen on a connection of their own, on any host.
 
-A wake-up is a hint: workers still poll, slowly, so a lost one costs a poll interval.
+A wake-up is a hint: workers still poll, slowly, so a lost one costs a poll interval. The
+listening connection dies with a server restart: it is made again at once, then with backoff
+while the server is down, and a new `LISTEN` counts as a wake-up (what was sent meanwhile
+went to nobody), so no job waits for the slow poll because of the restart.
 """
 
 from __future__ import annotations
@@ -23,12 +26,24 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from openimagine.store.errors import Backoff
+
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "openimagine_jobs"
+# The listening connection is idle while it waits, so only TCP keepalives notice a server
+# that vanished without closing it (a host down, a network cut): in about 20 s. A connect to a
+# server that does not answer gives up after 5 s (and is tried again).
+_ALIVE = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 2,
+}
 _RESCAN_S = 1.0  # how stale the list of sockets to ring may get
 
 
@@ -105,34 +120,51 @@ class Doorbell:
 
 
 class Listener:
-    """PostgreSQL `LISTEN` on a connection of its own (psycopg's async connection)."""
+    """PostgreSQL `LISTEN` on a connection of its own (psycopg's async connection).
+
+    A dead connection (a server restart, a network failure that the TCP keepalives catch) is
+    closed and made again, with backoff while the server is away.
+    """
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
         self._conn: AsyncConnection[Any] | None = None
+        self._backoff = Backoff(f"LISTEN {CHANNEL}", log, first_s=0.05, max_s=2.0)
 
     async def wait(self, timeout_s: float) -> None:
-        """Return when notified, or after `timeout_s` (also when the database is away)."""
+        """Return when notified, when listening again after the connection was lost (or
+        first made), or after `timeout_s` (also when the database is away)."""
         import psycopg
 
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if self._conn is None:
+                    await self._connect()
+                    self._backoff.succeeded()
+                    return
+                # Runs to its end (one notification, or the timeout): a generator left by
+                # `break` would hold the connection's lock until it is collected.
+                async for _note in self._conn.notifies(timeout=left, stop_after=1):
+                    pass
+                return
+            except (psycopg.Error, OSError) as exc:
+                await self.close()
+                pause = self._backoff.failed(exc)
+                await anyio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+
+    async def _connect(self) -> None:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        params: dict[str, Any] = {**_ALIVE, **conninfo_to_dict(self.conninfo)}  # the URL's win
+        conn = await psycopg.AsyncConnection.connect(make_conninfo("", **params), autocommit=True)
         try:
-            conn = await self._connect()
-            with anyio.move_on_after(timeout_s):
-                async for _note in conn.notifies(timeout=timeout_s, stop_after=1):
-                    break
-        except psycopg.Error as exc:
-            log.warning("LISTEN %s failed (%s); polling until it is back", CHANNEL, exc)
-            await self.close()
-            await anyio.sleep(timeout_s)
-
-    async def _connect(self) -> AsyncConnection[Any]:
-        import psycopg
-
-        if self._conn is None:
-            conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
             await conn.execute(f"LISTEN {CHANNEL}")
-            self._conn = conn
-        return self._conn
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
 
     async def close(self) -> None:
         """Drop the connection."""
