@@ -35,6 +35,9 @@ def server(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     srv = Server(data, checkpoint=data / "unused", workers=2, env=ENV, store_url=pg_cluster.url())
     srv.env.pop("OPENIMAGINE_MODEL__CHECKPOINT")
     srv.start()
+    deadline = time.monotonic() + 120  # both workers registered: the PIDs compared later
+    while len(srv.worker_pids()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     yield srv
     srv.stop()
 
