@@ -1,5 +1,5 @@
 """Every benchmark in sequence (`make bench`): API, end to end, worker memory, encoder,
-noisy neighbour.
+noisy neighbour, fleet.
 
     python -m bench.run_all
 
@@ -15,7 +15,14 @@ import time
 
 from bench.common import ROOT, load_note, machine, today
 
-BENCHES = ("bench.api", "bench.e2e", "bench.memory", "bench.encode", "bench.noisy")
+BENCHES = (
+    "bench.api",
+    "bench.e2e",
+    "bench.memory",
+    "bench.encode",
+    "bench.noisy",
+    "bench.fleet",
+)
 
 
 def main() -> None:

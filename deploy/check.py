@@ -7,7 +7,7 @@
   kustomization.yaml against the files beside it.
 - Cross-file facts: every OPENIMAGINE_* name is a setting of `openimagine.config.Settings`, each
   process's environment validates as `Settings`, each Secret a manifest reads is in
-  secrets.example.yaml, and the probes' routes and the migration's function exist.
+  secrets.example.yaml, and the probes' routes and the migration's command exist.
 
 `make deploy-check` runs it (as `.ci/run` does); tests/unit/test_deploy.py runs the same checks.
 Where `docker compose` or `kubectl` is installed, `docker compose config` and `kubectl kustomize`
@@ -330,15 +330,12 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-MIGRATE_CODE = (
-    "import anyio; from openimagine.composition import migrate; "
-    "from openimagine.config import Settings; anyio.run(migrate, Settings())"
-)
+MIGRATE = ["migrate"]  # the arguments of the images' entrypoint, `openimagine`
 
 
 def check_code_facts() -> list[str]:
-    """The routes the probes call and the function the migration runs exist in the source,
-    and the Job and the compose file run the same migration."""
+    """The routes the probes call and the command the migration runs exist in the source,
+    and the Job and the compose file run that command with the images' entrypoint."""
     src = ROOT / "src" / "openimagine"
     health = (src / "api" / "health.py").read_text()
     errors = [
@@ -346,16 +343,26 @@ def check_code_facts() -> list[str]:
         for route in ("/health", "/ready")
         if f'@router.get("{route}"' not in health
     ]
-    composition = (src / "composition.py").read_text()
-    if not re.search(r"^async def migrate\(settings: Settings\)", composition, re.M):
-        errors.append("composition.py has no `async def migrate(settings)` (the migration runs it)")
+    if MIGRATE[0] not in _cli_commands():
+        errors.append(f"the CLI has no `openimagine {MIGRATE[0]}` command (the migration runs it)")
+    if not re.search(r'^ENTRYPOINT \["openimagine"\]', DOCKERFILE.read_text(), re.M):
+        errors.append('Dockerfile: the images\' ENTRYPOINT is not ["openimagine"]')
     job = next(c for p, c in containers() if p.name == "migrate-job.yaml")
-    if job["command"] != ["python", "-c", MIGRATE_CODE]:
-        errors.append(f"migrate-job.yaml: the command is not python -c {MIGRATE_CODE!r}")
+    if "command" in job or job.get("args") != MIGRATE:
+        errors.append(f"migrate-job.yaml: the container does not run args {MIGRATE}")
     service = compose_doc(COMPOSE_FILES[0])["services"]["migrate"]
-    if [*service["entrypoint"], *service["command"]] != ["python", "-c", MIGRATE_CODE]:
-        errors.append(f"compose.yaml: migrate does not run python -c {MIGRATE_CODE!r}")
+    if "entrypoint" in service or service.get("command") != MIGRATE:
+        errors.append(f"compose.yaml: migrate does not run command {MIGRATE}")
     return errors
+
+
+def _cli_commands() -> set[str]:
+    import typer
+
+    from openimagine.cli import app
+
+    group = typer.main.get_command(app)
+    return set(getattr(group, "commands", {}))
 
 
 def check_dockerfile() -> list[str]:
@@ -448,7 +455,7 @@ CHECKS: dict[str, Callable[[], list[str]]] = {
     f"Kubernetes manifests against the API schemas ({', '.join(K8S_VERSIONS)})": check_k8s_schema,
     "kustomization.yaml against the manifests": check_kustomization,
     "environment names and values against Settings": check_environments,
-    "probe routes and the migration function in the source": check_code_facts,
+    "probe routes and the migration command in the source": check_code_facts,
     "the images' extras against pyproject.toml": check_dockerfile,
     "components/prometheus against the manifests": check_prometheus_component,
 }

@@ -21,6 +21,34 @@ from openimagine.domain.requests import Mode, SafetyMode
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODEL = "xai:grok-imagine@video"
+CLI = str(BIN / "openimagine")
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment without any openimagine setting of the test run, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMAGINE_")}
+    return {**env, "OPENIMAGINE_WORKERS__TORCH_THREADS": "2", **extra}
+
+
+def openimagine(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args],
+        cwd=cwd,
+        env=env or user_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_error_line(run: subprocess.CompletedProcess[str]) -> str:
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr and run.stdout == ""
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    return line
 
 
 def free_port() -> int:

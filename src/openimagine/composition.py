@@ -45,6 +45,7 @@ from openimagine.service.videos import VideoService
 from openimagine.service.views import JobViews
 from openimagine.store.protocols import TaskStore
 from openimagine.store.sql import SqlStore
+from openimagine.store.sql.revision import current_revision
 from openimagine.worker.pool import WorkerPool
 
 CARD = GROK_IMAGINE_VIDEO
@@ -224,10 +225,13 @@ def run_worker_process(settings: Settings, index: int = 0, parent_pid: int | Non
 # -- CLI commands on the store ---------------------------------------------------------------
 
 
-async def migrate(settings: Settings) -> None:
-    """Create or upgrade the schema."""
+async def migrate(settings: Settings) -> tuple[str | None, str | None]:
+    """Create or upgrade the schema; its revision before (None: no schema) and after."""
+    url = settings.store_url()
+    before = await anyio.to_thread.run_sync(current_revision, url)
     async with open_store(settings, pool_size=1):
         pass
+    return before, await anyio.to_thread.run_sync(current_revision, url)
 
 
 async def prepare_store(settings: Settings, *, create_key: bool) -> str | None:

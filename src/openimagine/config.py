@@ -52,6 +52,18 @@ class WorkerSettings(BaseModel):
         "it at once (LISTEN/NOTIFY on PostgreSQL, a doorbell socket on SQLite).",
     )
     max_attempts: int = Field(default=3, ge=1)
+    models: list[str] = Field(
+        default_factory=list,
+        description="The model AIRs (e.g. xai:grok-imagine@video) whose tasks these workers "
+        "claim, as a JSON list; empty: any model. A fleet can so mix models.",
+    )
+    max_pixel_frames: int = Field(
+        default=0,
+        ge=0,
+        description="The largest task (width × height × frames) these workers claim; 0: any. "
+        "A worker on a small GPU leaves bigger tasks to others (720p × 15 s at 24 fps, "
+        "1280×720×360, is 331,776,000).",
+    )
     progress_interval_s: float = Field(
         default=0.5, gt=0, description="How often a running job's progress is written."
     )

@@ -138,3 +138,25 @@ async def test_concurrent_batches_of_one_key_never_pass_its_queue_limit(
     places = sorted([(await store.jobs.get_placed(o[0].task_uuid, None) or (0, 0, -1))[2]
                      for o in made])  # fmt: skip
     assert places == list(range(25))
+
+
+async def test_replicas_starting_together_configure_the_same_keys_once(
+    store_url: str, store: TaskStore
+):
+    """Every replica of a fleet is started with the same `--api-key` set, often at once."""
+    keys = {f"hash-{i}": f"oi_{i}" for i in range(4)}
+    if isinstance(store, SqlStore):
+        handles: list[TaskStore] = [store, *(SqlStore(store_url) for _ in range(5))]
+    else:
+        handles = [store] * 6
+    try:
+        for _ in range(5):  # a race that is lost only now and then
+            await asyncio.gather(*(h.keys.configure(keys) for h in handles))
+    finally:
+        for h in handles[1:]:
+            if h is not store:
+                await h.close()
+    active = [k for k in await store.keys.all() if k.revoked_at is None]
+    assert sorted(k.prefix for k in active) == sorted(keys.values())
+    for key_hash in keys:
+        assert await store.keys.find(key_hash) is not None

@@ -3,6 +3,7 @@ runnable, and pending deliveries still go out, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from fractions import Fraction
@@ -15,13 +16,15 @@ from alembic.config import Config
 
 from openimagine.config import DeliverySettings
 from openimagine.domain.deliveries import DeliveryEvent, DeliveryKind, DeliveryStatus
-from openimagine.domain.jobs import JobStatus, ResultStatus
+from openimagine.domain.jobs import Capability, JobStatus, ResultStatus
 from openimagine.domain.requests import Mode, SafetyMode
 from openimagine.models.grok_imagine_video import GROK_IMAGINE_VIDEO
 from openimagine.runware.validation import validate_video_task
 from openimagine.store import migrations
 from openimagine.store.sql import SqlStore
+from openimagine.store.sql.codec import spec_json
 from openimagine.store.sql.database import normalize_url
+from tests.contract.test_store import SPEC
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -169,5 +172,61 @@ async def test_jobs_and_deliveries_of_0_1_survive_the_upgrade(url: str):
         assert await store.keys.find("f" * 64) is None and await store.keys.find("e" * 64)
         claim = await store.queue.claim("w", 30)  # the queued jobs still run
         assert claim is not None and claim.job.status is JobStatus.RUNNING
+    finally:
+        await store.close()
+
+
+async def test_queued_and_running_jobs_of_0005_are_sized_for_capable_workers(url: str):
+    engine = _at_revision(url, "0005")
+    sizes = {"small": (848, 480, 48), "big": (1280, 720, 360)}
+    rows = [  # task, status, size, lease expires
+        ("small-queued", "queued", "small", None),
+        ("big-queued", "queued", "big", None),
+        ("big-running", "running", "big", 1.0),  # its lease ran out long ago
+        ("big-done", "succeeded", "big", None),
+    ]
+    with engine.begin() as conn:
+        for seq, (task, status, size, expires) in enumerate(rows):
+            width, height, frames = sizes[size]
+            spec = dataclasses.replace(SPEC, width=width, height=height, num_frames=frames)
+            conn.execute(
+                sa.text(
+                    "INSERT INTO jobs (task_uuid, owner, task_type, model, request, request_hash,"
+                    " status, priority, attempts, max_attempts, progress, cancel_requested,"
+                    " number_results, created_at, seq, results_plan, turn, lease_owner,"
+                    " lease_token, lease_expires_at) VALUES (:t, 'k1', 'videoInference', :m, :r,"
+                    " 'h', :s, 0, :a, 3, 0, false, 1, 1.0, :q, :p, :q, :o, :o, :e)"
+                ),
+                {
+                    "t": task, "m": spec.model, "r": spec_json(spec), "s": status,
+                    "a": int(status != "queued"), "q": seq, "e": expires,
+                    "o": "gone" if status == "running" else None,
+                    "p": json.dumps([[str(uuid.uuid4()), 7, 0.1]]),
+                },
+            )  # fmt: skip
+    engine.dispose()
+
+    store = SqlStore(url)
+    await store.migrate()
+    try:
+        engine = sa.create_engine(normalize_url(url))
+        with engine.connect() as conn:
+            stored = dict(conn.execute(sa.text("SELECT task_uuid, pixel_frames FROM jobs")).all())
+        engine.dispose()
+        assert stored == {
+            "small-queued": 848 * 480 * 48,
+            "big-queued": 1280 * 720 * 360,
+            "big-running": 1280 * 720 * 360,
+            "big-done": None,  # never claimed again
+        }
+        small = Capability(max_pixel_frames=848 * 480 * 48)
+        claim = await store.queue.claim("small", 30, capability=small)
+        assert claim is not None and claim.job.task_uuid == "small-queued"
+        assert await store.queue.claim("small", 30, capability=small) is None
+        big = Capability(max_pixel_frames=1280 * 720 * 360)
+        claimed = [await store.queue.claim("big", 30, capability=big) for _ in range(3)]
+        assert [c.job.task_uuid if c else None for c in claimed] == [
+            "big-running", "big-queued", None,
+        ]  # fmt: skip
     finally:
         await store.close()

@@ -585,6 +585,43 @@ async def test_workers_register_and_beat(store: TaskStore):
     assert len(await store.workers.all()) == 1
 
 
+async def test_each_worker_shows_the_task_whose_lease_it_holds(store: TaskStore):
+    now = [1000.0]
+    store.clock = lambda: now[0]  # type: ignore[attr-defined]
+    busy, idle = (
+        WorkerInfo(
+            f"h:{pid}:0", "h", pid, WorkerState.READY, "ltx2", "tiny", True, 990.0 + pid, 1000.0
+        )
+        for pid in (1, 2)
+    )
+    for info in (busy, idle):
+        await store.workers.register(info)
+    # Written by no one: `register` ignores a task the row claims to have.
+    await store.workers.register(dataclasses.replace(idle, task_uuid="not-stored"))
+    first, second = new_job(), new_job()
+    await store.jobs.create(first)
+    await store.jobs.create(second)
+    c1 = await store.queue.claim(busy.id, 10)
+    assert c1 is not None
+    seen = await store.workers.all(fresh_within_s=30)
+    assert [(w.id, w.task_uuid) for w in seen] == [(busy.id, first.task_uuid), (idle.id, None)]
+
+    # Its lease ran out (its store was away) and it claimed the next job: the job it still
+    # holds a live lease on is the one shown.
+    now[0] += 11
+    c2 = await store.queue.claim(busy.id, 30)
+    assert c2 is not None and c2.job.task_uuid in (first.task_uuid, second.task_uuid)
+    [shown, _] = await store.workers.all(fresh_within_s=30)
+    assert shown.task_uuid == c2.job.task_uuid
+
+    await store.queue.finish(c2.job.task_uuid, c2.token, JobStatus.SUCCEEDED)
+    finished = {w.id: w.task_uuid for w in await store.workers.all()}
+    if c2.job.task_uuid == first.task_uuid:
+        assert finished == {busy.id: None, idle.id: None}
+    else:  # the expired first job still names it until it is reaped or claimed again
+        assert finished == {busy.id: first.task_uuid, idle.id: None}
+
+
 async def test_memory_store_is_one_process_only():
     # Two handles share nothing: the memory store is for tests and single-process demos.
     a, b = MemoryStore(), MemoryStore()
@@ -609,3 +646,52 @@ async def test_an_idle_worker_is_woken_by_a_submit(store_url: str, store: TaskSt
     finally:
         if waiter is not store:
             await waiter.close()
+
+
+async def test_the_last_result_ends_the_job_with_it_once(store: TaskStore):
+    nj = new_job(2)
+    await store.jobs.create(nj)
+    c = await store.queue.claim("w", 30)
+    assert c is not None
+    first, second = nj.video_uuids
+    await store.queue.complete_result(nj.task_uuid, c.token, update_for(first), [hook(first)])
+    job, _ = await store.jobs.get(nj.task_uuid, None) or (None, [])
+    assert job is not None and job.status is JobStatus.RUNNING
+    last = update_for(second)
+    await store.queue.complete_result(nj.task_uuid, c.token, last, [hook(second)], last=True)
+    job, results = await store.jobs.get(nj.task_uuid, None) or (None, [])
+    assert job is not None and (job.status, job.progress) == (JobStatus.SUCCEEDED, 100)
+    assert job.lease_token is None and job.finished_at is not None
+    assert [r.status for r in results] == [ResultStatus.SUCCESS] * 2
+    # Tried again after its first try committed unseen: its own file is recorded, so done.
+    await store.queue.complete_result(nj.task_uuid, c.token, last, last=True)
+    with pytest.raises(LeaseLost):  # another file for the same result: not this lease's
+        await store.queue.complete_result(
+            nj.task_uuid, c.token, dataclasses.replace(last, blob_key="videos/x/y.mp4")
+        )
+    with pytest.raises(LeaseLost):
+        await store.queue.finish(nj.task_uuid, c.token, JobStatus.SUCCEEDED)
+    [totals] = await store.usage.totals(0, 1e10)
+    assert (totals.results, totals.failed, totals.cost) == (2, 0, 0.6)
+    assert len(await store.outbox.claim(10, 30)) == 2  # one webhook a result
+
+
+async def test_a_stale_workers_last_result_changes_nothing(store: TaskStore):
+    nj = new_job()
+    await store.jobs.create(nj)
+    now = [1000.0]
+    store.clock = lambda: now[0]  # type: ignore[attr-defined]
+    stale = await store.queue.claim("w1", 10)
+    assert stale is not None
+    now[0] += 11
+    fresh = await store.queue.claim("w2", 10)
+    assert fresh is not None
+    video = nj.video_uuids[0]
+    with pytest.raises(LeaseLost):
+        await store.queue.complete_result(nj.task_uuid, stale.token, update_for(video), last=True)
+    job, results = await store.jobs.get(nj.task_uuid, None) or (None, [])
+    assert job is not None and job.status is JobStatus.RUNNING and job.lease_token == fresh.token
+    assert [r.status for r in results] == [ResultStatus.PROCESSING]
+    await store.queue.complete_result(nj.task_uuid, fresh.token, update_for(video), last=True)
+    job, _ = await store.jobs.get(nj.task_uuid, None) or (None, [])
+    assert job is not None and job.status is JobStatus.SUCCEEDED

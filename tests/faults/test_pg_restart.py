@@ -3,7 +3,6 @@ or charged an attempt, and idle workers hear the next submit at once (LISTEN rec
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from tests.faults.cluster import Cluster
+from tests.fleet import HealthProbe
 from tests.helpers import Server, t2v
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]  # the first test makes the cluster
@@ -40,35 +40,6 @@ def server(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
         time.sleep(0.2)
     yield srv
     srv.stop()
-
-
-class Prober:
-    """GET /health every 0.1 s on a thread: when each answer came, and its status (None: no
-    answer within 5 s)."""
-
-    def __init__(self, server: Server) -> None:
-        self.url = server.base + "/health"
-        self.answers: list[tuple[float, int | None]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=5) as client:
-            while not self._stop.is_set():
-                try:
-                    status: int | None = client.get(self.url).status_code
-                except httpx.HTTPError:
-                    status = None
-                self.answers.append((time.monotonic(), status))
-                self._stop.wait(0.1)
-
-    def __enter__(self) -> Prober:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 def finished(server: Server, uuids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
@@ -125,7 +96,7 @@ def test_tasks_running_through_a_restart_complete_once_without_losing_an_attempt
     server.wait_running(uuids[0])
     running = [u for u, (status, *_) in jobs(pg_cluster, uuids).items() if status == "running"]
     assert running  # the restart cuts jobs mid-run
-    with Prober(server) as probe:
+    with HealthProbe(server.base) as probe:
         back = pg_cluster.restart(DOWN_S)
         items = finished(server, uuids, timeout=90)
     assert {i["status"] for i in items.values()} == {"success"}

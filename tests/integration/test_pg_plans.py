@@ -8,6 +8,7 @@ empty, a read of its head would then scan every queued job on each poll and clai
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import psycopg
@@ -15,9 +16,10 @@ import pytest
 from tests.conftest import PG_DSN
 from tests.contract.test_store import new_job
 
-from openimagine.store.sql import SqlStore, submits
-from openimagine.store.sql.executor import Replanned, SyncExecutor
-from openimagine.store.sql.pg_async import AsyncPgExecutor, _with_hot_plans
+from openimagine.domain.jobs import Capability
+from openimagine.store.sql import SqlStore, capabilities, queue, submits
+from openimagine.store.sql.executor import Replanned, SyncExecutor, dialect_sql
+from openimagine.store.sql.pg_async import QUEUE_PLANS, AsyncPgExecutor, _with_hot_plans
 
 pytestmark = pytest.mark.postgres
 
@@ -76,6 +78,71 @@ async def test_a_poll_planned_on_an_empty_queue_still_probes_indexes_when_it_is_
         assert found is not None and found[2] == 0
     finally:
         await store.close()
+
+
+BIG = {"width": 1280, "height": 720, "num_frames": 360}
+SMALL = {"width": 848, "height": 480, "num_frames": 48}
+
+
+async def test_a_claim_by_capability_reads_the_queue_in_order_and_passes_over_the_rest(
+    pg_schema: str,
+) -> None:
+    """A worker's claim, prepared on a queue connection (`QUEUE_PLANS`) while the queue was
+    shallow, is still the index scan of `ix_jobs_turn` in claim order once it is deep: the
+    capability's filter passes over the jobs it does not fit, with no sort and no bitmap."""
+    store = SqlStore(pg_schema)
+    await store.migrate()
+    small_gpu = Capability(("xai:grok-imagine@video",), 848 * 480 * 48)
+    params = {"worker": "w", "token": "t", "expires": 2e9, "now": 1e9, "max_running": 0}
+    params.update(capabilities.params(small_gpu))
+    text, names = _positional(queue._claim_pg(capabilities.shape(small_gpu)))
+    types = {"now": "float8", "expires": "float8", "max_running": "int8"}
+    types["max_pixel_frames"] = "int8"
+    try:
+        await store.jobs.create(new_job(**BIG))
+        url = pg_schema.replace("postgresql+psycopg", "postgresql")
+        with psycopg.connect(_with_hot_plans(url, QUEUE_PLANS), autocommit=True) as conn:
+            conn.execute("SET plan_cache_mode = force_generic_plan")  # planned now, kept
+            signature = ", ".join(types.get(n, "text") for n in names)
+            conn.execute(f"PREPARE claim({signature}) AS {text}")
+            cursor = psycopg.ClientCursor(conn)  # EXECUTE takes no server-side parameters
+            execute = f"EXECUTE claim({', '.join('%s' for _ in names)})"
+            values = [params[n] for n in names]
+            cursor.execute(f"EXPLAIN {execute}", values)  # its plan is made now
+            for _ in range(3):
+                await asyncio.gather(*(store.jobs.create(new_job(**BIG)) for _ in range(100)))
+            await store.jobs.create(new_job(**SMALL))  # behind 301 big jobs of its key
+            with conn.transaction(force_rollback=True):
+                cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {execute}", values)
+                plan = cursor.fetchone()[0][0]["Plan"]  # type: ignore[index]
+        scans = [n for n in _nodes(plan) if n.get("Relation Name") == "jobs"]
+        heads = [n for n in scans if n.get("Index Name") == "ix_jobs_turn"]
+        assert {n["Node Type"] for n in _nodes(plan)}.isdisjoint(
+            {"Sort", "Bitmap Heap Scan", "Bitmap Index Scan", "Seq Scan"}
+        )
+        assert [n["Index Cond"] for n in heads] == [
+            "((status)::text = 'running'::text)", "((status)::text = 'queued'::text)",
+        ]  # fmt: skip
+        assert heads[1]["Actual Rows"] == 1 and heads[1]["Rows Removed by Filter"] == 301
+    finally:
+        await store.close()
+
+
+def _positional(sql: str) -> tuple[str, list[str]]:
+    """`sql` with `$n` parameters (for PREPARE), and the names in their order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", number, dialect_sql(sql, "postgresql")), names
+
+
+def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """A plan's steps, the step's and below."""
+    return [node, *(n for child in node.get("Plans", []) for n in _nodes(child))]
 
 
 def _rows(node: dict[str, Any]) -> list[int]:

@@ -87,9 +87,11 @@ class _Refusals:
     def __getattr__(self, name: str) -> object:
         return getattr(self._queue, name)
 
-    async def complete_result(self, task_uuid: str, token: str, *args: object) -> None:
+    async def complete_result(
+        self, task_uuid: str, token: str, *args: object, **kwargs: object
+    ) -> None:
         try:
-            await self._queue.complete_result(task_uuid, token, *args)  # type: ignore[attr-defined]
+            await self._queue.complete_result(task_uuid, token, *args, **kwargs)  # type: ignore[attr-defined]
         except LeaseLost:
             self.refused.append(token)
             raise

@@ -72,7 +72,7 @@ def test_every_setting_named_exists_and_its_value_validates() -> None:
     assert check.check_environments() == []
 
 
-def test_probe_routes_and_migration_function_exist() -> None:
+def test_probe_routes_and_migration_command_exist() -> None:
     assert check.check_code_facts() == []
 
 

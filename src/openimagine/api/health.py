@@ -28,6 +28,11 @@ async def _workers(registry: WorkerRegistry) -> list[dict[str, Any]]:
             "state": w.state.value,
             "weights": w.weights,
             "randomWeights": w.random_weights,
+            "taskUUID": w.task_uuid,  # the task it runs now; null when idle
+            # What it claims: tasks on these models (empty: any), no bigger than this
+            # (width × height × frames; 0: any).
+            "models": list(w.capability.models),
+            "maxPixelFrames": w.capability.max_pixel_frames,
         }
         for w in await registry.all(fresh_within_s=_FRESH_S)
         if w.state is not WorkerState.STOPPED

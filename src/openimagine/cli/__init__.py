@@ -1,4 +1,4 @@
-"""The command line: `openimagine serve | worker | keys | generate | cancel | doctor`.
+"""The command line: `openimagine serve | worker | migrate | keys | generate | cancel | doctor`.
 
 Each command builds `Settings` from the environment and its options, and calls
 `composition` (server commands) or the Python client (client commands).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from openimagine.cli import doctor, generate, keys, serve
+from openimagine.cli import doctor, generate, keys, migrate, serve
 from openimagine.observability import configure_logging
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.command()(serve.serve)
 app.command()(serve.worker)
+app.command()(migrate.migrate)
 app.add_typer(keys.app, name="keys")
 app.command()(generate.generate)
 app.command()(generate.cancel)

@@ -1,19 +1,21 @@
 """`openimagine doctor`: what this machine has for serving, each finding one `Check`.
 
 Read-only: the store is connected to and its schema revision compared with the newest one,
-but nothing is created or migrated.
+but nothing is created or migrated. An S3 blob store gets a small probe object, deleted again.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
-from openimagine.cli.options import DataDir, StoreUrl
+from openimagine.cli.options import BlobsUrl, DataDir, StoreUrl
+from openimagine.cli.serve import shown_store_url
 from openimagine.cli.settings import make_settings
 from openimagine.composition import weights_label
 from openimagine.config import Settings
@@ -26,6 +28,7 @@ ENCODERS = (
     ("libopus", "Opus audio for WEBM"),
 )
 MIN_FREE_BYTES = 1 << 30
+PROBE_RETRY_S = 3.0  # how long each S3 call of the probe retries a server that does not answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,7 @@ class Check:
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order they are shown."""
     checks = _media()
-    for check in (_torch, _weights, _store, _disk):
+    for check in (_torch, _weights, _store, _blobs, _disk):
         checks.append(_guarded(check, settings))
     return checks
 
@@ -111,35 +114,52 @@ def _weights(settings: Settings) -> Check:
 
 def _store(settings: Settings) -> Check:
     import sqlalchemy as sa
-    from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    from openimagine.store import migrations
     from openimagine.store.sql.database import normalize_url
+    from openimagine.store.sql.revision import current_revision, head_revision
 
     url = sa.engine.make_url(normalize_url(settings.store_url()))
-    shown = url.render_as_string(hide_password=True)
+    shown = shown_store_url(settings.store_url())
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         return Check("store", True, f"{shown}: not created yet (created on first start)")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    args = {"connect_timeout": 5} if url.get_backend_name() == "postgresql" else {}
-    engine = sa.create_engine(url, connect_args=args)
+    head = head_revision()
     try:
-        with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+        current = current_revision(settings.store_url())
     except sa.exc.SQLAlchemyError as exc:
         return Check(
             "store", False, f"{shown}: cannot connect: {_first_line(exc.__cause__ or exc)}"
         )
-    finally:
-        engine.dispose()
     if current == head:
         return Check("store", True, f"{shown}: connected, schema at {head}")
     state = "empty" if current is None else f"at {current}"
-    return Check("store", True, f"{shown}: connected, schema {state} (migrated to {head} on start)")
+    return Check(
+        "store",
+        True,
+        f"{shown}: connected, schema {state} (migrated to {head} by `openimagine migrate` or "
+        "on start)",
+    )
+
+
+def _blobs(settings: Settings) -> Check:
+    if not settings.blobs.is_s3():
+        return Check("blobs", True, f"{settings.blob_dir().resolve()} (a local directory)")
+    from openimagine.delivery.s3 import S3BlobStore, parse_s3_url
+
+    url = settings.blobs.url or ""
+    where = f"{url} at {settings.blobs.s3_endpoint_url or 'AWS'}"
+    bucket, prefix = parse_s3_url(url)
+    with tempfile.TemporaryDirectory() as scratch:  # doctor leaves nothing behind
+        store = S3BlobStore(
+            bucket,
+            prefix,
+            scratch_dir=Path(scratch),
+            endpoint_url=settings.blobs.s3_endpoint_url,
+            retry_s=min(settings.blobs.s3_retry_s, PROBE_RETRY_S),
+        )
+        problem = store.probe()
+    if problem:
+        return Check("blobs", False, f"{where}: cannot {problem}")
+    return Check("blobs", True, f"{where}: wrote, read back and deleted a probe object")
 
 
 def _disk(settings: Settings) -> Check:
@@ -153,9 +173,10 @@ def _disk(settings: Settings) -> Check:
     return Check("disk", ok, f"{free / 2**30:.1f} GiB free in {where}{need}")
 
 
-def doctor(data_dir: DataDir = None, store: StoreUrl = None) -> None:
-    """Check this machine: PyAV encoders, torch and CUDA, weights, store, free disk."""
-    settings = make_settings(data_dir=data_dir, store__url=store)
+def doctor(data_dir: DataDir = None, store: StoreUrl = None, blobs: BlobsUrl = None) -> None:
+    """Check this machine: PyAV encoders, torch and CUDA, weights, store, blob store (an S3
+    bucket is written to, read and cleaned up), free disk."""
+    settings = make_settings(data_dir=data_dir, store__url=store, blobs__url=blobs)
     checks = run_checks(settings)
     width = max(len(c.name) for c in checks)
     for c in checks:

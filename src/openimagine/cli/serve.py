@@ -22,8 +22,13 @@ err = Console(stderr=True)
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Bind address. Default: OPENIMAGINE_SERVER__HOST, else 127.0.0.1."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port. Default: OPENIMAGINE_SERVER__PORT, else 8765.")
+    ] = None,
     data_dir: DataDir = None,
     store: StoreUrl = None,
     blobs: BlobsUrl = None,
@@ -64,8 +69,8 @@ def serve(
     try:
         uvicorn.run(
             app,
-            host=host,
-            port=port,
+            host=settings.server.host,
+            port=settings.server.port,
             log_level="info",
             access_log=access_log,
             log_config=uvicorn_log_config(settings.log.format),
@@ -135,7 +140,10 @@ def worker(
     data_dir: DataDir = None,
     store: StoreUrl = None,
     blobs: BlobsUrl = None,
-    count: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    count: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes. Default: OPENIMAGINE_WORKERS__COUNT, else 1."),
+    ] = None,
     public_url: Annotated[
         str | None,
         typer.Option(hidden=True, help="Ignored: workers no longer make result links."),
@@ -143,11 +151,16 @@ def worker(
 ) -> None:
     """Start worker processes alone, against the same store as a server."""
     del public_url  # compat: accepted so that scripts written for 0.1 keep working
-    settings = make_settings(data_dir=data_dir, store__url=store, blobs__url=blobs)
+    settings = make_settings(
+        data_dir=data_dir, store__url=store, blobs__url=blobs, workers__count=count
+    )
     configure_logging(settings.log.format)
+    if settings.workers.count < 1:
+        err.print("[red]Nothing to run:[/] OPENIMAGINE_WORKERS__COUNT is 0 (pass --count N).")
+        raise typer.Exit(2)
     anyio.run(composition.migrate, settings)
     metrics = worker_metrics_server(settings)  # before the workers start: they inherit it
-    pool = composition.start_workers(settings, count)
+    pool = composition.start_workers(settings, settings.workers.count)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

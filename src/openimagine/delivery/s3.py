@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import mimetypes
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import obstore
-from obstore.exceptions import BaseError
+from obstore.exceptions import BaseError, PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
 from openimagine.delivery.blobs import BlobNotFound, BlobStoreError, check_key, media_path
@@ -287,3 +288,56 @@ class S3BlobStore:
         path = self._path(key)
         self._call("delete", key, lambda: obstore.delete(self._store, path))
         return True
+
+    def probe(self) -> str | None:
+        """What keeps this bucket from serving, or None when it works: the server answers,
+        the bucket exists, and a small object is written, read back and deleted under the
+        prefix. For `openimagine doctor`: each call is tried for `retry_s`, nothing is
+        logged, and no bucket is ever created (SeaweedFS creates one on a PUT to it)."""
+        path = self._path(f"doctor-probe-{secrets.token_hex(8)}.txt")
+        data = secrets.token_bytes(32)
+        try:
+            next(iter(obstore.list(self._store, self.prefix or None, chunk_size=1)), None)
+        except BaseError as exc:
+            # Serving never lists: a key without s3:ListBucket is fine, a missing bucket not.
+            if not _access_denied(exc):
+                return f"list the bucket: {_s3_failure(exc, self.bucket)}"
+        step = "write a probe object"
+        try:
+            obstore.put(self._store, path, data)
+            step = "read the probe object back"
+            same = bytes(obstore.get(self._store, path).bytes()) == data
+            step = "delete the probe object"
+            obstore.delete(self._store, path)
+        except BaseError as exc:
+            with contextlib.suppress(BaseError):
+                obstore.delete(self._store, path)
+            return f"{step}: {_s3_failure(exc, self.bucket)}"
+        return None if same else "read the probe object back: not the bytes written"
+
+
+_S3_CODE = re.compile(r"<Code>([^<]+)</Code>(?:\s*<Message>([^<]*)</Message>)?")
+_STATUS = re.compile(r"status code: (\d{3})")
+
+
+def _access_denied(exc: BaseError) -> bool:
+    """Whether the server refused a signed request of known credentials (not a bad key)."""
+    found = _S3_CODE.search(str(exc))
+    return found.group(1) == "AccessDenied" if found else isinstance(exc, PermissionDeniedError)
+
+
+def _s3_failure(exc: BaseError, bucket: str) -> str:
+    """One line for a failed S3 call: the server's error code, or why there was no answer."""
+    text = str(exc)
+    if found := _S3_CODE.search(text):
+        code, message = found.group(1), (found.group(2) or "").strip()
+        if code == "NoSuchBucket":
+            return f"bucket {bucket} does not exist"
+        return f"{code}: {message}" if message else code
+    if isinstance(exc, PermissionDeniedError | UnauthenticatedError) or (
+        (status := _STATUS.search(text)) and status.group(1) in ("401", "403")
+    ):
+        return "access denied: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    if "error sending request" in text or "timed out" in text:
+        return "no answer from the S3 server (is OPENIMAGINE_BLOBS__S3_ENDPOINT_URL right?)"
+    return text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__

@@ -42,6 +42,11 @@ class GenerationJob:
         """Exact output length."""
         return Fraction(self.num_frames, self.fps)
 
+    @property
+    def pixel_frames(self) -> int:
+        """Its size as a worker's device sees it: width × height × frames."""
+        return self.width * self.height * self.num_frames
+
 
 @dataclass(frozen=True, slots=True)
 class Grid:

@@ -84,6 +84,26 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class Capability:
+    """Which jobs a worker claims: those on one of its `models` (model AIRs; empty: any)
+    no bigger than `max_pixel_frames` (width × height × frames its device can take; 0: any).
+    A fleet can so mix models and GPU kinds: a small GPU leaves the 720p × 15 s jobs to a
+    big one."""
+
+    models: tuple[str, ...] = ()
+    max_pixel_frames: int = 0
+
+    def fits(self, job: Job) -> bool:
+        """Whether a worker of this capability can run `job`."""
+        if self.models and job.model not in self.models:
+            return False
+        return not self.max_pixel_frames or job.spec.pixel_frames <= self.max_pixel_frames
+
+
+ANY = Capability()  #: a worker that claims every job
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     """One result of a job, allocated (with its videoUUID and seed) at submit."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from openimagine.domain.jobs import ANY, Capability
 from openimagine.domain.quotas import Limits
 
 
@@ -55,7 +56,7 @@ class WorkerState(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
-    """A worker process as it registered itself."""
+    """A worker process as it registered itself, and the task it runs now."""
 
     id: str
     host: str
@@ -66,3 +67,7 @@ class WorkerInfo:
     random_weights: bool
     started_at: float
     heartbeat_at: float
+    #: The task whose lease it holds (a running job's `lease_owner`), None when idle. Read
+    #: from the jobs, never written with the worker's row: `register` ignores it.
+    task_uuid: str | None = None
+    capability: Capability = ANY  #: which jobs it claims (its settings)

@@ -16,7 +16,16 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 from openimagine.domain.deliveries import Delivery, NewDelivery
-from openimagine.domain.jobs import Claim, Job, JobStatus, NewJob, Result, ResultUpdate
+from openimagine.domain.jobs import (
+    ANY,
+    Capability,
+    Claim,
+    Job,
+    JobStatus,
+    NewJob,
+    Result,
+    ResultUpdate,
+)
 from openimagine.domain.quotas import Admission, Limits
 from openimagine.domain.records import ApiKey, MediaItem, WorkerInfo, WorkerState
 from openimagine.domain.usage import UsageTotals
@@ -80,11 +89,19 @@ class QueueStore(Protocol):
     token: once the lease is lost (expired and re-claimed) it raises `LeaseLost` and changes
     nothing."""
 
-    async def claim(self, worker_id: str, lease_s: float, *, max_running: int = 0) -> Claim | None:
-        """Lease the next runnable job: running with an expired lease, else the next queued
-        one whose owner runs fewer jobs than its limit (its key's `max_running` override,
-        else `max_running`; 0: none. Exact on SQLite; on PostgreSQL two workers claiming at
-        the same instant may each take one more)."""
+    async def claim(
+        self,
+        worker_id: str,
+        lease_s: float,
+        *,
+        max_running: int = 0,
+        capability: Capability = ANY,
+    ) -> Claim | None:
+        """Lease the next runnable job that `capability` fits: running with an expired
+        lease, else the next queued one whose owner runs fewer jobs than its limit (its key's
+        `max_running` override, else `max_running`; 0: none. Exact on SQLite; on PostgreSQL
+        two workers claiming at the same instant may each take one more). Jobs it does not
+        fit are passed over, left for other workers, in both cases."""
         ...
 
     async def wait(self, timeout_s: float) -> None:
@@ -106,8 +123,12 @@ class QueueStore(Protocol):
         token: str,
         update: ResultUpdate,
         deliveries: Sequence[NewDelivery] = (),
+        *,
+        last: bool = False,
     ) -> None:
-        """Mark one result successful, with its deliveries, in one transaction."""
+        """Mark one result successful, with its deliveries, in one transaction. `last`: the
+        job's other results have finished and the job succeeds with this one, in the same
+        transaction (its worker calls no `finish`)."""
         ...
 
     async def finish(

@@ -21,7 +21,7 @@ import anyio
 from openimagine.backends.base import BackendInfo, VideoBackend
 from openimagine.config import Settings
 from openimagine.delivery.blobs import BlobStore
-from openimagine.domain.jobs import Claim
+from openimagine.domain.jobs import Capability, Claim
 from openimagine.domain.records import WorkerInfo, WorkerState
 from openimagine.metrics.instruments import instruments
 from openimagine.observability import configure_logging, task_context
@@ -72,6 +72,9 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{index}"
         self.shutdown = threading.Event()
         self.parent_pid = parent_pid
+        workers = settings.workers
+        # The jobs it claims: its models, and the sizes its device takes.
+        self.capability = Capability(tuple(workers.models), workers.max_pixel_frames)
         self._last_reap = self._last_beat = 0.0  # monotonic
 
     def request_stop(self, *_: object) -> None:
@@ -134,6 +137,7 @@ class Worker:
             random_weights=random,
             started_at=self._started,
             heartbeat_at=time.time(),
+            capability=self.capability,
         )
 
     async def _load(self) -> BackendInfo:
@@ -221,4 +225,6 @@ class Worker:
             await self.parts.registry.beat(self.id, WorkerState.READY)
             self._last_beat = now
         max_running = self.settings.quotas.max_running_per_key
-        return await queue.claim(self.id, workers.lease_s, max_running=max_running)
+        return await queue.claim(
+            self.id, workers.lease_s, max_running=max_running, capability=self.capability
+        )

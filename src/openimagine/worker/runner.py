@@ -69,6 +69,7 @@ class _Progress:
     lease_lost: bool = False
     blocked: int = 0  #: results withheld by content safety; they end as errors
     abandoned: bool = False  #: told to stop while the store was away: the lease will expire
+    succeeded: bool = False  #: the last result's completion ended the job too
 
     def percent(self) -> int:
         return min(99, int(100 * (self.done + self.fraction) / self.total))
@@ -129,7 +130,9 @@ class JobRunner:
     async def _finish(self, claim: Claim, state: _Progress) -> None:
         task = claim.job.task_uuid
         try:
-            if state.lease_lost:
+            if state.succeeded:  # ended with its last result (a lease check since is moot)
+                self.metrics.task_finished(JobStatus.SUCCEEDED)
+            elif state.lease_lost:
                 log.warning("lease lost on %s; another worker owns it now", task)
             elif state.canceled:
                 await self._fail(claim, CANCELED.code, CANCELED.message, JobStatus.CANCELED)
@@ -185,7 +188,12 @@ class JobRunner:
                 state.stop.set()
                 return
             task, new = claim.job.task_uuid, _deliveries(spec, result)
-            complete = functools.partial(self.queue.complete_result, task, claim.token, update, new)
+            # perf: the last result ends the job in the same transaction (one write fewer a
+            # job), unless an earlier one was withheld, which fails it instead.
+            last = result is pending[-1] and not state.blocked
+            complete = functools.partial(
+                self.queue.complete_result, task, claim.token, update, new, last=last
+            )
             try:
                 await self._write(task, "result", complete)
             except LeaseLost:
@@ -195,6 +203,7 @@ class JobRunner:
                 raise
             self.metrics.result_succeeded(result.cost)
             state.next_result()
+            state.succeeded = last
 
     async def _discard(self, key: str) -> None:
         """Delete a file that no result records; a failure is logged (the file is left as

@@ -10,7 +10,9 @@ import anyio
 
 from openimagine.domain.deliveries import Delivery, NewDelivery, failure_webhook
 from openimagine.domain.jobs import (
+    ANY,
     CANCELED,
+    Capability,
     Claim,
     Job,
     JobStatus,
@@ -191,13 +193,22 @@ class MemoryQueue:
                 full.add(owner)
         return full
 
-    async def claim(self, worker_id: str, lease_s: float, *, max_running: int = 0) -> Claim | None:
+    async def claim(
+        self,
+        worker_id: str,
+        lease_s: float,
+        *,
+        max_running: int = 0,
+        capability: Capability = ANY,
+    ) -> Claim | None:
         now = self._s.clock()
         full = self._at_limit(max_running)
         ready = [
             j
             for j in self._s.jobs.values()
-            if self._claimable(j, now) and not (j.status is JobStatus.QUEUED and j.owner in full)
+            if self._claimable(j, now)
+            and not (j.status is JobStatus.QUEUED and j.owner in full)
+            and capability.fits(j)
         ]
         if not ready:
             return None
@@ -244,8 +255,19 @@ class MemoryQueue:
         token: str,
         update: ResultUpdate,
         deliveries: Sequence[NewDelivery] = (),
+        *,
+        last: bool = False,
     ) -> None:
-        self._fence(task_uuid, token)
+        try:
+            self._fence(task_uuid, token)
+        except LeaseLost:
+            # A completion tried again after it landed: done, not lost (as the SQL store).
+            found = self._s.results.get(task_uuid, [])
+            if any(
+                r.video_uuid == update.video_uuid and r.blob_key == update.blob_key for r in found
+            ):
+                return
+            raise
         now = self._s.clock()
 
         def done(r: Result) -> Result:
@@ -264,6 +286,8 @@ class MemoryQueue:
 
         self._s.set_results(task_uuid, done)
         self._s.add_deliveries(task_uuid, deliveries)
+        if last:
+            await self.finish(task_uuid, token, JobStatus.SUCCEEDED)
 
     async def finish(
         self,

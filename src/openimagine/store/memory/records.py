@@ -183,7 +183,7 @@ class MemoryWorkers:
         self._s = state
 
     async def register(self, info: WorkerInfo) -> None:
-        self._s.workers[info.id] = info
+        self._s.workers[info.id] = replace(info, task_uuid=None)  # read from the jobs
 
     async def beat(self, worker_id: str, state: WorkerState) -> None:
         info = self._s.workers.get(worker_id)
@@ -193,7 +193,15 @@ class MemoryWorkers:
     async def all(self, fresh_within_s: float | None = None) -> list[WorkerInfo]:
         since = None if fresh_within_s is None else self._s.clock() - fresh_within_s
         found = (w for w in self._s.workers.values() if since is None or w.heartbeat_at >= since)
-        return sorted(found, key=lambda w: w.started_at)
+        # As `sql.workers`: the running job whose lease each holds (the latest to expire).
+        held = sorted(
+            (j for j in self._s.jobs.values() if j.status is JobStatus.RUNNING),
+            key=lambda j: j.lease_expires_at or 0.0,
+        )
+        tasks = {j.lease_owner: j.task_uuid for j in held}
+        return [
+            replace(w, task_uuid=tasks.get(w.id)) for w in sorted(found, key=lambda w: w.started_at)
+        ]
 
 
 class MemorySweep:

@@ -25,7 +25,7 @@ from sqlalchemy import event
 from openimagine.store.errors import lost_connection
 from openimagine.store.sql.executor import SyncExecutor, drive
 from openimagine.store.sql.inline import Checkpointer, InlineSqlite, Together
-from openimagine.store.sql.pg_async import AsyncPostgres
+from openimagine.store.sql.pg_async import QUEUE_PLANS, AsyncPostgres
 from openimagine.store.sql.wakeup import CHANNEL, Doorbell, Listener
 from openimagine.store.sql.writer import Writer
 
@@ -90,6 +90,7 @@ class Database:
             self._doorbell: Doorbell | None = Doorbell(Path(f"{path or 'memory'}.wake"))
             self._listener: Listener | None = None
             self._pg: AsyncPostgres | None = None
+            self._queue_pg: AsyncPostgres | None = None
         elif self.dialect == "postgresql":
             # A server that does not answer (a host gone, not one restarting) costs a write
             # batch `connect_timeout`, not psycopg's default of two minutes.
@@ -105,6 +106,8 @@ class Database:
             conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
             self._listener = Listener(conninfo)
             self._pg = AsyncPostgres(conninfo)
+            # A worker's own: opened on its first claim, so an API replica never opens it.
+            self._queue_pg = AsyncPostgres(conninfo, readers=2, writers=0, options=QUEUE_PLANS)
         else:
             raise ValueError(
                 f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql+psycopg://..."
@@ -181,6 +184,25 @@ class Database:
 
         return await self.read(on_thread)
 
+    async def work(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """`await fn(executor, *args)` for a worker's queue operations (claims, leases,
+        completions). On PostgreSQL on the event loop, on the queue's own connections (see
+        `pg_async.QUEUE_PLANS`): each statement commits by itself, `executor.atomic()` groups
+        several. Elsewhere in the next write batch, as one transaction."""
+        if self._queue_pg is not None:
+            pg = self._queue_pg
+            done: T = await _on_pg(lambda: pg.read(fn, *args), pg.readers + 1)
+            return done
+
+        def on_thread(conn: sa.Connection) -> T:
+            executor = SyncExecutor(conn.connection.driver_connection, self.dialect)
+            result = drive(fn(executor, *args))
+            if executor.woken:
+                self.wake(conn)
+            return result
+
+        return await self.write(on_thread)
+
     def wake(self, conn: sa.Connection) -> None:
         """Within a write: wake idle workers once this write has committed."""
         if self.dialect == "postgresql":
@@ -232,6 +254,8 @@ class Database:
             await self._listener.close()
         if self._pg is not None:
             await self._pg.close()
+        if self._queue_pg is not None:
+            await self._queue_pg.close()
         if self._doorbell is not None:
             self._doorbell.close()
         self._write_engine.dispose()

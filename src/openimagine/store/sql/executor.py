@@ -11,9 +11,11 @@ SQL is written with `:name` parameters and rewritten once for psycopg's `%(name)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -71,6 +73,11 @@ class Executor(Protocol):
         """Wake idle workers once the transaction commits."""
         ...
 
+    def atomic(self) -> AbstractAsyncContextManager[object]:
+        """The statements in the block commit together (on a connection in autocommit mode, a
+        transaction; inside the caller's transaction already, nothing more)."""
+        ...
+
 
 class SyncExecutor:
     """A blocking DBAPI connection (`driver`), behind the async interface."""
@@ -102,6 +109,10 @@ class SyncExecutor:
     def wake(self) -> None:
         """Remember to wake workers; the transaction's owner does it after the commit."""
         self.woken = True
+
+    def atomic(self) -> AbstractAsyncContextManager[object]:
+        """Nothing to open: the caller's transaction holds every statement already."""
+        return contextlib.nullcontext()
 
 
 def drive(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -64,7 +64,15 @@ def _add(conn: sa.Connection, key_hash: str, label: str, prefix: str, now: float
     return key_id
 
 
+# Replicas starting together configure the same keys at once: on PostgreSQL each waits for
+# the other's transaction (then sees its rows), instead of both inserting a key and one of
+# them failing on the unique hash.
+_KEYS_LOCK = 715518
+
+
 def _configure(conn: sa.Connection, keys: dict[str, str], now: float) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_KEYS_LOCK})")
     retired = api_keys.update().where(
         api_keys.c.configured.is_(True), api_keys.c.revoked_at.is_(None)
     )

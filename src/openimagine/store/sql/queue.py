@@ -17,7 +17,9 @@ import sqlalchemy as sa
 
 from openimagine.domain.deliveries import NewDelivery, failure_webhook
 from openimagine.domain.jobs import (
+    ANY,
     CANCELED,
+    Capability,
     Claim,
     JobStatus,
     Result,
@@ -26,16 +28,19 @@ from openimagine.domain.jobs import (
     reaped,
 )
 from openimagine.errors import LeaseLost
-from openimagine.store.sql import raw, turns
-from openimagine.store.sql.executor import Replanned
+from openimagine.store.sql import capabilities, completions, raw, turns
+from openimagine.store.sql.completions import Leased
+from openimagine.store.sql.executor import Executor, Replanned, Row, drive
 from openimagine.store.sql.shared import (
     Context,
+    add_deliveries,
     count_queued,
     fail_pending,
-    finished_of,
+    fail_unfinished,
+    finished_results,
     insert_deliveries,
-    insert_results,
     load_job,
+    store_results,
 )
 
 # A lease that ran out before its last attempt: the job runs again (oldest first).
@@ -58,15 +63,55 @@ UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :work
 WHERE task_uuid = (SELECT task_uuid FROM jobs WHERE {where} {order}{lock})
 RETURNING {columns}
 """
-_PROBE = Replanned(f"SELECT 1 FROM jobs WHERE ({_QUEUED}) OR ({_EXPIRED}) LIMIT 1")  # noqa: S608
-_RESULTS = (
-    f"SELECT {raw.columns(raw.RESULT_COLUMNS)} FROM results WHERE task_uuid = :task ORDER BY idx"  # noqa: S608
+# PostgreSQL's claim: one statement, one round trip. The expired branch runs first; the queued
+# one only when it found nothing (a one-time filter on `expired`). Both lock their row with
+# SKIP LOCKED, so concurrent workers pass each other instead of waiting. The key's queued count
+# goes down in the same statement; whether the job has finished results (a retry's) comes
+# back with it, so a first attempt needs no second statement. Each branch also filters by
+# the worker's capability (`capabilities`): an expired lease it cannot run is not its to take.
+_CLAIM_PG = """
+WITH expired AS (
+    SELECT task_uuid, false AS fresh FROM jobs WHERE {expired} {order} FOR UPDATE SKIP LOCKED
+), queued AS (
+    SELECT task_uuid, true AS fresh FROM jobs
+    WHERE NOT EXISTS (SELECT 1 FROM expired) AND {queued} {order} FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT task_uuid, fresh FROM expired UNION ALL SELECT task_uuid, fresh FROM queued
+), claimed AS (
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :worker,
+        lease_token = :token, lease_expires_at = :expires,
+        started_at = COALESCE(started_at, :now)
+    FROM picked WHERE jobs.task_uuid = picked.task_uuid
+    RETURNING {columns}, picked.fresh
+), counted AS (
+    INSERT INTO key_queue (owner, shard, queued) SELECT owner, {shard}, -1 FROM claimed
+    WHERE fresh
+    ON CONFLICT (owner, shard) DO UPDATE SET queued = key_queue.queued + excluded.queued
 )
-_COMPLETE = """
-UPDATE results SET status = 'success', blob_key = :blob_key, content_type = :content_type,
-    size_bytes = :size_bytes, nsfw = :nsfw, completed_at = :now, expires_at = :expires_at
-WHERE video_uuid = :video_uuid AND task_uuid = :task
+SELECT *, EXISTS (SELECT 1 FROM results r WHERE r.task_uuid = claimed.task_uuid) FROM claimed
 """
+_CANCEL_REQUESTED = raw.JOB_COLUMNS.index("cancel_requested")
+_LEASES_KEPT = 8
+_PROBE = "SELECT 1 FROM jobs WHERE (({queued}) OR ({expired})){fits} LIMIT 1"
+
+
+@functools.cache
+def _claim_pg(shape: capabilities.Shape) -> str:
+    """PostgreSQL's claim for a capability of this shape (a constant text: prepared)."""
+    fits = capabilities.where(shape)
+    return _CLAIM_PG.format(
+        expired=_EXPIRED + fits,
+        queued=_QUEUED + _UNDER_LIMIT + fits,
+        order=_ORDER,
+        columns=raw.columns(raw.JOB_COLUMNS, "jobs"),
+        shard=raw.SHARD["postgresql"],
+    )
+
+
+@functools.cache
+def _probe_sql(shape: capabilities.Shape) -> str:
+    fits = capabilities.where(shape)
+    return Replanned(_PROBE.format(queued=_QUEUED, expired=_EXPIRED, fits=fits))
 
 
 @functools.cache
@@ -81,7 +126,7 @@ def _fence_sql(assignments: tuple[str, ...]) -> str:
     sets = ", ".join(assignments) or "lease_token = lease_token"
     return (
         f"UPDATE jobs SET {sets} WHERE task_uuid = :task AND lease_token = :token "  # noqa: S608
-        "AND status = 'running' RETURNING cancel_requested, results_plan"
+        f"AND status = 'running' RETURNING {raw.columns(raw.JOB_COLUMNS)}"
     )
 
 
@@ -90,17 +135,38 @@ class SqlQueue:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+        # PostgreSQL: the jobs this queue leased, by (task, token), for one-statement
+        # completions (`completions`). A worker holds one at a time; a few more are kept
+        # for a lease lost without a word.
+        self._leased: dict[tuple[str, str], Leased] = {}
+        self._fast = ctx.db.dialect == "postgresql"
 
-    async def claim(self, worker_id: str, lease_s: float, *, max_running: int = 0) -> Claim | None:
-        """Lease the next runnable job: a running one whose lease ran out first, else the
-        queued one first in turn (fair share) whose key runs fewer jobs than its limit."""
+    async def claim(
+        self,
+        worker_id: str,
+        lease_s: float,
+        *,
+        max_running: int = 0,
+        capability: Capability = ANY,
+    ) -> Claim | None:
+        """Lease the next runnable job that `capability` fits: a running one whose lease ran
+        out first, else the queued one first in turn (fair share) whose key runs fewer jobs
+        than its limit. The jobs it does not fit are passed over (a claim reads past them)."""
         now = self._ctx.now()
-        # perf: idle workers look often; a reader answers "nothing", so an empty queue never
-        # takes the write lock away from submits.
-        if not await self._ctx.db.read(_anything, now):
+        # perf: on SQLite a reader answers "nothing" first, so an empty queue (or one of jobs
+        # this worker cannot run) never takes the write lock away from submits. PostgreSQL's
+        # claim locks rows, never the queue.
+        sqlite = self._ctx.db.dialect == "sqlite"
+        if sqlite and not await self._ctx.db.read(_anything, now, capability):
             return None
         token = secrets.token_hex(16)
-        return await self._ctx.db.write(_claim, worker_id, token, now, lease_s, max_running)
+        args = (worker_id, token, now, lease_s, max_running, capability)
+        claim = await self._ctx.db.work(_claim, *args)
+        if claim is not None and self._fast:
+            self._leased[claim.job.task_uuid, token] = Leased.of(claim)
+            while len(self._leased) > _LEASES_KEPT:
+                del self._leased[next(iter(self._leased))]
+        return claim
 
     async def wait(self, timeout_s: float) -> None:
         """Return when a job may have arrived (a wake-up), or after `timeout_s`."""
@@ -109,12 +175,12 @@ class SqlQueue:
     async def heartbeat(self, task_uuid: str, token: str, lease_s: float) -> bool:
         """Extend the lease; return whether cancel was requested."""
         values = {"lease_expires_at": self._ctx.now() + lease_s}
-        return await self._ctx.db.write(_beat, task_uuid, token, values)
+        return await self._ctx.db.work(_beat, task_uuid, token, values)
 
     async def progress(self, task_uuid: str, token: str, percent: int) -> bool:
         """Record progress; return whether cancel was requested."""
         values = {"progress": max(0, min(100, percent))}
-        return await self._ctx.db.write(_beat, task_uuid, token, values)
+        return await self._ctx.db.work(_beat, task_uuid, token, values)
 
     async def complete_result(
         self,
@@ -122,9 +188,26 @@ class SqlQueue:
         token: str,
         update: ResultUpdate,
         deliveries: Sequence[NewDelivery] = (),
+        *,
+        last: bool = False,
     ) -> None:
-        """Mark one result successful, with its deliveries, in one transaction."""
-        await self._ctx.db.write(_complete, task_uuid, token, update, deliveries, self._ctx.now())
+        """Mark one result successful, with its deliveries, in one transaction; with `last`,
+        the job succeeds in it too."""
+        now = self._ctx.now()
+        leased = (self._leased.pop if last else self._leased.get)((task_uuid, token), None)
+        ending = _ending(JobStatus.SUCCEEDED, now) if last else None
+        if leased is not None:
+            args = (leased, token, update, deliveries, now, ending)
+            if await self._ctx.db.work(completions.complete, *args):
+                return
+        try:
+            await self._ctx.db.work(_complete, task_uuid, token, update, deliveries, now, ending)
+        except LeaseLost:
+            # A completion tried again after its first try committed unseen (the connection
+            # dropped with the answer) finds its own file recorded: done, not lost. Telling
+            # the worker otherwise would have it delete a file that is served.
+            if await self._ctx.db.work(_recorded, update.video_uuid) != update.blob_key:
+                raise
 
     async def finish(
         self,
@@ -139,21 +222,17 @@ class SqlQueue:
         if not status.terminal:
             raise ValueError(f"finish needs a terminal status, got {status}")
         now = self._ctx.now()
-        values: dict[str, Any] = {
-            "status": status.value,
-            "finished_at": now,
-            "lease_token": None,
-            "lease_expires_at": None,
-            "error_code": error_code,
-            "error_message": error_message,
-        }
-        if status is JobStatus.SUCCEEDED:
-            values["progress"] = 100
-        await self._ctx.db.write(_finish, task_uuid, token, values, deliveries, now)
+        values = _ending(status, now, error_code, error_message)
+        leased = self._leased.pop((task_uuid, token), None)
+        fast = leased is not None and not deliveries
+        if fast and await self._ctx.db.work(completions.finish, leased, token, values):
+            return
+        await self._ctx.db.work(_finish, task_uuid, token, values, deliveries, now)
 
     async def release(self, task_uuid: str, token: str) -> None:
         """Hand a running job back to the queue, first of its key's, without spending an
         attempt; a job whose cancel was asked meanwhile ends canceled instead."""
+        self._leased.pop((task_uuid, token), None)
         await self._ctx.db.write(_release, task_uuid, token, self._ctx.now())
 
     async def reap_expired(self) -> int:
@@ -164,56 +243,93 @@ class SqlQueue:
         return await self._ctx.db.write(_reap, now)
 
 
+async def _recorded(ex: Executor, video_uuid: str) -> str | None:
+    """The file a result records, if it has finished."""
+    row = await ex.fetchone("SELECT blob_key FROM results WHERE video_uuid = :v", {"v": video_uuid})
+    return None if row is None else row[0]
+
+
+def _ending(
+    status: JobStatus, now: float, code: str | None = None, message: str | None = None
+) -> dict[str, Any]:
+    """The job's columns as `status` ends it."""
+    values: dict[str, Any] = {
+        "status": status.value,
+        "finished_at": now,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "error_code": code,
+        "error_message": message,
+    }
+    if status is JobStatus.SUCCEEDED:
+        values["progress"] = 100
+    return values
+
+
 class _Raw(str):
     """An SQL expression as a value (`attempts - 1`), not a parameter."""
 
     __slots__ = ()
 
 
-def _anything(conn: sa.Connection, now: float) -> bool:
-    return raw.execute(conn, _PROBE, {"now": now}).fetchone() is not None
+def _anything(conn: sa.Connection, now: float, capability: Capability) -> bool:
+    params = {"now": now, **capabilities.params(capability)}
+    sql = _probe_sql(capabilities.shape(capability))
+    return raw.execute(conn, sql, params).fetchone() is not None
 
 
-def _claim(
-    conn: sa.Connection, worker_id: str, token: str, now: float, lease_s: float, max_running: int
+async def _claim(
+    ex: Executor,
+    worker_id: str,
+    token: str,
+    now: float,
+    lease_s: float,
+    max_running: int,
+    capability: Capability,
 ) -> Claim | None:
     params = {"worker": worker_id, "token": token, "expires": now + lease_s, "now": now}
     params["max_running"] = max_running
-    row = None
-    for where in (_EXPIRED, _QUEUED + _UNDER_LIMIT):
-        row = raw.execute(conn, _claim_sql(where, conn.dialect.name), params).fetchone()
-        if row is not None:
-            break
-    if row is None:
-        return None
+    params.update(capabilities.params(capability))
+    shape = capabilities.shape(capability)
+    if ex.dialect == "postgresql":
+        row = await ex.fetchone(_claim_pg(shape), params)
+        if row is None:
+            return None
+        finished = await finished_results(ex, row[0]) if row[-1] else []
+    else:
+        fits = capabilities.where(shape)
+        row = await ex.fetchone(_claim_sql(_EXPIRED + fits, ex.dialect), params)
+        fresh = row is None
+        if fresh:
+            row = await ex.fetchone(_claim_sql(_QUEUED + _UNDER_LIMIT + fits, ex.dialect), params)
+        if row is None:
+            return None
+        if fresh:
+            await ex.execute(raw.count_queued_sql(ex.dialect), {"owner": row[1], "n": -1})
+        finished = await finished_results(ex, row[0])
     job = raw.job_from(row)
-    if where != _EXPIRED:
-        count_queued(conn, job.owner, -1)
-    results = raw.merge(
-        job.task_uuid, raw.plan_from(row[raw.PLAN]), finished_of(conn, job.task_uuid)
-    )
+    results = raw.merge(job.task_uuid, raw.plan_from(row[raw.PLAN]), finished)
     return Claim(job=job, token=token, results=tuple(results))
 
 
-def _fence(
-    conn: sa.Connection, task_uuid: str, token: str, values: dict[str, Any]
-) -> tuple[bool, raw.Plan]:
-    """Update the job only while `token` holds its lease: whether cancel was requested, and
-    its results plan. `LeaseLost` (and no change) otherwise."""
+async def _fence(ex: Executor, task_uuid: str, token: str, values: dict[str, Any]) -> Row:
+    """Update the job only while `token` holds its lease; the job's row after it (as
+    `raw.JOB_COLUMNS`). `LeaseLost` (and no change) otherwise."""
     assignments = tuple(
         f"{name} = {value}" if isinstance(value, _Raw) else f"{name} = :{name}"
         for name, value in values.items()
     )
     params = {k: v for k, v in values.items() if not isinstance(v, _Raw)}
     params.update(task=task_uuid, token=token)
-    row = raw.execute(conn, _fence_sql(assignments), params).fetchone()
+    row = await ex.fetchone(_fence_sql(assignments), params)
     if row is None:
         raise LeaseLost(task_uuid)
-    return bool(row[0]), raw.plan_from(row[1])
+    return row
 
 
-def _beat(conn: sa.Connection, task_uuid: str, token: str, values: dict[str, Any]) -> bool:
-    return _fence(conn, task_uuid, token, values)[0]
+async def _beat(ex: Executor, task_uuid: str, token: str, values: dict[str, Any]) -> bool:
+    """Whether cancel was requested."""
+    return bool((await _fence(ex, task_uuid, token, values))[_CANCEL_REQUESTED])
 
 
 def _release(conn: sa.Connection, task_uuid: str, token: str, now: float) -> None:
@@ -232,7 +348,8 @@ def _release(conn: sa.Connection, task_uuid: str, token: str, now: float) -> Non
             "error_code": CANCELED.code,
             "error_message": CANCELED.message,
         }
-        _finish(conn, task_uuid, token, values, failure_webhook(job.spec.webhook_url), now)
+        hooks = failure_webhook(job.spec.webhook_url)
+        drive(_finish(raw.executor(conn), task_uuid, token, values, hooks, now))
         return
     turns.hold(conn, job.owner)
     values = {
@@ -242,42 +359,66 @@ def _release(conn: sa.Connection, task_uuid: str, token: str, now: float) -> Non
         "lease_token": None,
         "lease_expires_at": None,
     }
-    _fence(conn, task_uuid, token, values)
+    drive(_fence(raw.executor(conn), task_uuid, token, values))
     turns.requeued(conn, task_uuid, job.owner)
     count_queued(conn, job.owner, 1)
 
 
-def _complete(
-    conn: sa.Connection,
+async def _complete(
+    ex: Executor,
     task_uuid: str,
     token: str,
     update: ResultUpdate,
     new: Sequence[NewDelivery],
     now: float,
+    ending: dict[str, Any] | None = None,
 ) -> None:
-    _, plan = _fence(conn, task_uuid, token, {})
-    for index, (video_uuid, seed, cost) in enumerate(plan):
-        if video_uuid == update.video_uuid:
-            done = Result(
+    """Store one successful result; with `ending`, end the job with it (see `_finish`)."""
+    async with ex.atomic():
+        row = await _fence(ex, task_uuid, token, {})
+        job = raw.job_from(row)
+        done = [
+            Result(
                 video_uuid, task_uuid, index, seed, ResultStatus.SUCCESS, update.blob_key,
                 update.content_type, update.size_bytes, cost, update.nsfw, None, None, now,
                 update.expires_at,
-            )  # fmt: skip
-            insert_results(conn, [done])
-    insert_deliveries(conn, task_uuid, new, now)
+            )
+            for index, (video_uuid, seed, cost) in enumerate(raw.plan_from(row[raw.PLAN]))
+            if video_uuid == update.video_uuid
+        ]  # fmt: skip
+        await store_results(ex, job, done)
+        await add_deliveries(ex, task_uuid, new, now)
+        if ending is not None:
+            await _end(ex, task_uuid, token, ending, (), now)
 
 
-def _finish(
-    conn: sa.Connection,
+async def _finish(
+    ex: Executor,
     task_uuid: str,
     token: str,
     values: dict[str, Any],
     new: Sequence[NewDelivery],
     now: float,
 ) -> None:
-    _, plan = _fence(conn, task_uuid, token, values)
-    fail_pending(conn, task_uuid, plan, values["error_code"], values["error_message"], now)
-    insert_deliveries(conn, task_uuid, new, now)
+    async with ex.atomic():
+        await _end(ex, task_uuid, token, values, new, now)
+
+
+async def _end(
+    ex: Executor,
+    task_uuid: str,
+    token: str,
+    values: dict[str, Any],
+    new: Sequence[NewDelivery],
+    now: float,
+) -> None:
+    """Within a transaction: the terminal transition; results still processing take the
+    error."""
+    row = await _fence(ex, task_uuid, token, values)
+    plan = raw.plan_from(row[raw.PLAN])
+    code, message = values["error_code"], values["error_message"]
+    await fail_unfinished(ex, raw.job_from(row), plan, code, message, now)
+    await add_deliveries(ex, task_uuid, new, now)
 
 
 _REAPABLE = Replanned(

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from openimagine.domain.deliveries import Delivery, DeliveryEvent, DeliveryKind, DeliveryStatus
+from openimagine.domain.jobs import Capability
 from openimagine.domain.records import MediaItem, MediaKind, WorkerInfo, WorkerState
 
 
@@ -21,7 +24,20 @@ def to_worker(row: Any) -> WorkerInfo:
     m = dict(row._mapping)
     m["state"] = WorkerState(m["state"])
     m["random_weights"] = bool(m["random_weights"])
+    models = tuple(str(name) for name in orjson.loads(m.pop("models")))
+    m["capability"] = Capability(models, int(m.pop("max_pixel_frames")))
     return WorkerInfo(**m)
+
+
+def worker_fields(info: WorkerInfo) -> dict[str, Any]:
+    """A `WorkerInfo` as `workers` column values (its task is read from the jobs, never
+    stored)."""
+    row = fields(info)
+    del row["task_uuid"]
+    capability = row.pop("capability")
+    row["models"] = orjson.dumps(list(capability.models)).decode()
+    row["max_pixel_frames"] = capability.max_pixel_frames
+    return row
 
 
 def to_delivery(row: Any) -> Delivery:

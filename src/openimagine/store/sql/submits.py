@@ -20,12 +20,12 @@ from openimagine.store.sql.executor import Executor, Row
 _JOB_ROW = (
     "(:task_uuid_{i}, :owner_{i}, :task_type_{i}, :model_{i}, :request_{i}, :request_hash_{i},"
     " 'queued', 0, 0, :max_attempts_{i}, 0, false, :number_results_{i}, :created_at_{i},"
-    " :seq_{i}, :results_plan_{i}, :turn_{i})"
+    " :seq_{i}, :results_plan_{i}, :turn_{i}, :pixel_frames_{i})"
 )
 _INSERT_JOBS = """
 INSERT INTO jobs (task_uuid, owner, task_type, model, request, request_hash, status, priority,
     attempts, max_attempts, progress, cancel_requested, number_results, created_at, seq,
-    results_plan, turn)
+    results_plan, turn, pixel_frames)
 VALUES {rows}
 ON CONFLICT (task_uuid) DO NOTHING RETURNING task_uuid
 """
@@ -47,7 +47,8 @@ WITH r0 AS (
         EXISTS (SELECT 1 FROM jobs WHERE jobs.task_uuid = x.task_uuid) AS stored
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(i int, task_uuid text, owner text,
         task_type text, model text, request text, request_hash text, max_attempts int,
-        number_results int, created_at double precision, results_plan text, max_queued int)
+        number_results int, created_at double precision, results_plan text, max_queued int,
+        pixel_frames bigint)
 ),
 r AS (
     SELECT r0.*, row_number() OVER (PARTITION BY r0.owner, r0.stored ORDER BY r0.i) - 1 AS k
@@ -84,10 +85,10 @@ allotted AS (
 ins AS (
     INSERT INTO jobs (task_uuid, owner, task_type, model, request, request_hash, status,
         priority, attempts, max_attempts, progress, cancel_requested, number_results,
-        created_at, seq, results_plan, turn)
+        created_at, seq, results_plan, turn, pixel_frames)
     SELECT r.task_uuid, r.owner, r.task_type, r.model, r.request, r.request_hash, 'queued', 0,
         0, r.max_attempts, 0, false, r.number_results, r.created_at, r.seq, r.results_plan,
-        a.next_turn - a.batch + r.k
+        a.next_turn - a.batch + r.k, r.pixel_frames
     FROM r JOIN allotted a ON a.owner = r.owner
     WHERE NOT r.stored AND r.k < a.batch
     ON CONFLICT (task_uuid) DO NOTHING
@@ -363,6 +364,7 @@ def _job_row(new: NewJob, now: float, seq: int, turn: int) -> dict[str, Any]:
         "seq": seq,
         "results_plan": raw.plan_json(new),
         "turn": turn,
+        "pixel_frames": new.spec.pixel_frames,
     }  # on PostgreSQL `seq` and `turn` are ignored: the statement gives them
 
 

@@ -74,6 +74,9 @@ jobs = sa.Table(
     # Fair share: the round in which the job is claimed (see `key_turns`). Jobs are claimed
     # by (turn, seq), so keys with queued work take turns, each oldest first.
     sa.Column("turn", sa.BigInteger, nullable=False, server_default="0"),
+    # Its size, width × height × frames: workers claim only jobs their device can take
+    # (`domain.jobs.Capability`). NULL: unknown, fits any worker.
+    sa.Column("pixel_frames", sa.BigInteger),
 )
 sa.Index("ix_jobs_turn", jobs.c.status, jobs.c.turn, jobs.c.seq)
 sa.Index("ix_jobs_owner", jobs.c.owner, jobs.c.created_at)
@@ -204,4 +207,7 @@ workers = sa.Table(
     sa.Column("random_weights", sa.Boolean, nullable=False),
     sa.Column("started_at", sa.Double, nullable=False),
     sa.Column("heartbeat_at", sa.Double, nullable=False),
+    # Its `Capability`: the models it claims (a JSON list; empty: any) and the largest job.
+    sa.Column("models", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("max_pixel_frames", sa.BigInteger, nullable=False, server_default="0"),
 )
