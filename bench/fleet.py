@@ -56,6 +56,7 @@ from bench.common import (
     our_server,
     verdict,
 )
+from bench.noisy import task, wait_workers
 
 CLAIMS_TARGET = 1000.0
 SCALING_TARGET = 0.90
@@ -110,11 +111,11 @@ def _claimer(url: str, done: Synchronized[int], go: Event, index: int) -> None:
             await queue.claim(f"warm-{index}", 60)  # connections open before the clock
             go.wait()
             while (claim := await queue.claim(f"bench-{index}", 60)) is not None:
-                task, token = claim.job.task_uuid, claim.token
+                task_uuid, token = claim.job.task_uuid, claim.token
                 video = claim.results[0].video_uuid
                 update = ResultUpdate(video, f"videos/{video}.mp4", "video/mp4", 1000, None, 9e9)
                 # The worker's own calls: the last result ends the job with it.
-                await queue.complete_result(task, token, update, last=True)
+                await queue.complete_result(task_uuid, token, update, last=True)
                 count += 1
         finally:
             await store.close()
@@ -208,31 +209,6 @@ def claims(worker_counts: list[int], jobs: int) -> None:
 # -- scaling -----------------------------------------------------------------------------
 
 
-def _t2v() -> dict[str, Any]:
-    return {
-        "taskType": "videoInference",
-        "taskUUID": str(uuid.uuid4()),
-        "model": MODEL,
-        "positivePrompt": "a lighthouse",
-        "width": 480,
-        "height": 480,
-        "duration": 1,
-    }
-
-
-def _wait_workers(base: str, count: int, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            workers = httpx.get(base + "/health", timeout=5).json().get("workers", [])
-        except (httpx.HTTPError, ValueError):  # still starting
-            workers = []
-        if sum(w.get("state") == "ready" for w in workers) >= count:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{count} workers not ready")
-
-
 def makespan(workers: int, tasks: int, clip_s: float) -> float:
     """Seconds from one submit of `tasks` to the last success, with `workers` workers."""
     env = {
@@ -245,9 +221,9 @@ def makespan(workers: int, tasks: int, clip_s: float) -> float:
         server = our_server(Path(tmp) / "data", key, workers, env=env, store=url)
         headers = {"Authorization": f"Bearer {key}"}
         try:
-            _wait_workers(server.base, workers)
+            wait_workers(server, workers)
             with httpx.Client(base_url=server.base, headers=headers, timeout=60) as client:
-                batch = [_t2v() for _ in range(tasks)]
+                batch = [task("a lighthouse") for _ in range(tasks)]
                 start = time.perf_counter()
                 r = client.post("/v1", json=batch)
                 r.raise_for_status()
@@ -314,7 +290,7 @@ def idle(seconds: float) -> None:
         cmd += ["--data-dir", str(Path(tmp) / "worker")]
         worker = Proc(cmd, port, "/metrics", env=env, log=Path(tmp) / "worker.log")
         try:
-            _wait_workers(api.base, 1)
+            wait_workers(api, 1)
             time.sleep(2)  # past start-up's last steps
             pids = _tree(worker.proc.pid)
             before = cpu_s(list(pids))
@@ -343,7 +319,7 @@ def polls(tasks: int, clients: int) -> None:
     from tests.s3_server import SeaweedS3
 
     keys = [f"bench-load-{i}-{secrets.token_hex(8)}" for i in range(4)]
-    batch = [{**_t2v(), "seed": i + 1, "outputQuality": 20} for i in range(tasks)]
+    batch = [{**task("a lighthouse"), "seed": i + 1, "outputQuality": 20} for i in range(tasks)]
     with store_url("postgresql") as url, tempfile.TemporaryDirectory() as tmp:
         assert url is not None
         weed = SeaweedS3(Path(tmp) / "weed").start()

@@ -90,10 +90,13 @@ def wait_workers(proc: Proc, count: int, timeout: float = 300) -> None:
     """Until /health lists `count` ready workers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        workers = httpx.get(proc.base + "/health", timeout=5).json()["workers"]
+        try:
+            workers = httpx.get(proc.base + "/health", timeout=5).json()["workers"]
+        except (httpx.HTTPError, ValueError, KeyError):  # still starting
+            workers = []
         if sum(w["state"] == "ready" for w in workers) >= count:
             return
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise TimeoutError(f"fewer than {count} workers ready: {proc.tail()}")
 
 

@@ -389,7 +389,7 @@ async def _complete(
         await store_results(ex, job, done)
         await add_deliveries(ex, task_uuid, new, now)
         if ending is not None:
-            await _end(ex, task_uuid, token, ending, (), now)
+            await _finish(ex, task_uuid, token, ending, (), now)
 
 
 async def _finish(
@@ -400,25 +400,13 @@ async def _finish(
     new: Sequence[NewDelivery],
     now: float,
 ) -> None:
+    """The terminal transition; results still processing take the error."""
     async with ex.atomic():
-        await _end(ex, task_uuid, token, values, new, now)
-
-
-async def _end(
-    ex: Executor,
-    task_uuid: str,
-    token: str,
-    values: dict[str, Any],
-    new: Sequence[NewDelivery],
-    now: float,
-) -> None:
-    """Within a transaction: the terminal transition; results still processing take the
-    error."""
-    row = await _fence(ex, task_uuid, token, values)
-    plan = raw.plan_from(row[raw.PLAN])
-    code, message = values["error_code"], values["error_message"]
-    await fail_unfinished(ex, raw.job_from(row), plan, code, message, now)
-    await add_deliveries(ex, task_uuid, new, now)
+        row = await _fence(ex, task_uuid, token, values)
+        plan = raw.plan_from(row[raw.PLAN])
+        code, message = values["error_code"], values["error_message"]
+        await fail_unfinished(ex, raw.job_from(row), plan, code, message, now)
+        await add_deliveries(ex, task_uuid, new, now)
 
 
 _REAPABLE = Replanned(

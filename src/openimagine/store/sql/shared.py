@@ -131,11 +131,6 @@ def _usage_value(entry: UsageEntry, name: str) -> object:
     return value.value if name == "status" else value
 
 
-def insert_results(conn: sa.Connection, rows: Sequence[Result]) -> None:
-    """`store_results` within a SQLAlchemy transaction."""
-    drive(store_results(raw.executor(conn), None, rows))
-
-
 async def fail_unfinished(
     ex: Executor,
     job: Job,

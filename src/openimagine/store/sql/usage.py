@@ -1,5 +1,5 @@
 """`SqlUsage`: totals of the usage ledger (its rows are written with the results they bill,
-in `shared.insert_results`), and each key's standing against its quotas."""
+in `shared.store_results`), and each key's standing against its quotas."""
 
 from __future__ import annotations
 
