@@ -27,7 +27,8 @@ serve: install
 
 # The two official Runware Python SDKs install under the same module name (`runware`),
 # so each gets its own environment; the end-to-end tests drive them as subprocesses.
-sdk-envs: .venv-sdk/runware-legacy/.ok .venv-sdk/runware-sdk/.ok
+sdk-envs: .venv-sdk/runware-legacy/.ok .venv-sdk/runware-sdk/.ok .venv-sdk/xai-sdk/.ok \
+	.venv-sdk/node-ai-xai/.ok
 
 .venv-sdk/runware-legacy/.ok:
 	$(PYTHON) -m venv .venv-sdk/runware-legacy
@@ -37,6 +38,22 @@ sdk-envs: .venv-sdk/runware-legacy/.ok .venv-sdk/runware-sdk/.ok
 .venv-sdk/runware-sdk/.ok:
 	$(PYTHON) -m venv .venv-sdk/runware-sdk
 	.venv-sdk/runware-sdk/bin/python -m pip install -q "runware-sdk>=1,<2"
+	touch $@
+
+# xAI's Python SDK (gRPC) and the Vercel AI SDK's xAI provider (REST, under Node), each in an
+# environment of its own, for the xAI door's end-to-end tests.
+.venv-sdk/xai-sdk/.ok:
+	$(PYTHON) -m venv .venv-sdk/xai-sdk
+	.venv-sdk/xai-sdk/bin/python -m pip install -q "xai-sdk>=1.21,<2"
+	touch $@
+
+# The lock pins the AI SDK's whole tree; to move it, edit package.json, then run
+# `npm install --package-lock-only` in tests/e2e/sdk/node/ and commit both files. (The
+# packages ask for Node >= 22; npm only warns, and the tests pass on Node 20 as well.)
+.venv-sdk/node-ai-xai/.ok: tests/e2e/sdk/node/package.json tests/e2e/sdk/node/package-lock.json
+	mkdir -p .venv-sdk/node-ai-xai
+	cp tests/e2e/sdk/node/package.json tests/e2e/sdk/node/package-lock.json .venv-sdk/node-ai-xai/
+	cd .venv-sdk/node-ai-xai && npm ci --silent --no-audit --no-fund
 	touch $@
 
 lint: install

@@ -8,6 +8,7 @@ API process never loads them.
 
 from __future__ import annotations
 
+import functools
 import gc
 import ipaddress
 import json
@@ -18,7 +19,7 @@ from pathlib import Path
 import anyio
 from fastapi import FastAPI
 
-from openimagine.api.app import create_app
+from openimagine.api.app import Server, create_app
 from openimagine.api.deps import ApiDeps
 from openimagine.backends import fixture
 from openimagine.backends.tiny import MARKER, TINY_NAME
@@ -169,7 +170,30 @@ def build_api(settings: Settings) -> FastAPI:
         background=(sender.run, sweeper.run),
         close=store.close,
     )
-    return create_app(deps)
+    return create_app(deps, servers=grpc_servers(settings, deps))
+
+
+def check_grpc(settings: Settings) -> None:
+    """`ValueError` when the gRPC door would serve plaintext beyond this machine (API keys
+    cross the network in its metadata, in the clear)."""
+    server = settings.server
+    if server.grpc_port and not server.grpc_tls() and not is_loopback(server.host):
+        raise ValueError(
+            f"Refusing to serve gRPC in plaintext on {server.host}: set "
+            "OPENIMAGINE_SERVER__GRPC_TLS_CERT and OPENIMAGINE_SERVER__GRPC_TLS_KEY, or bind "
+            "a loopback host."
+        )
+
+
+def grpc_servers(settings: Settings, deps: ApiDeps) -> list[Server]:
+    """xAI's gRPC door for the app's lifespan, when `server.grpc_port` is set."""
+    if not settings.server.grpc_port:
+        return []
+    check_grpc(settings)
+    # perf: grpc and xAI's SDK (about half a second of imports) load only when it is on.
+    from openimagine.api.xai.grpc import serving
+
+    return [functools.partial(serving, deps, settings.server)]
 
 
 def tune_gc() -> None:

@@ -9,12 +9,12 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServerSettings(BaseModel):
-    """The HTTP/WebSocket front door."""
+    """The HTTP/WebSocket front door, and the optional gRPC one (xAI's Python SDK)."""
 
     host: str = "127.0.0.1"
     port: int = 8765
@@ -24,6 +24,39 @@ class ServerSettings(BaseModel):
     )
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     ws_idle_timeout_s: float = 120.0
+    # Off by default: nothing new listens unless asked, and no client would find the door by
+    # itself anyway (xAI's SDK goes to api.x.ai until it is given `api_host`).
+    grpc_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the gRPC door for xAI's Python SDK (service xai_api.Video), on "
+        "`host`; 0: off. Plaintext only on a loopback host unless grpc_tls_cert and "
+        "grpc_tls_key are set.",
+    )
+    grpc_tls_cert: Path | None = Field(
+        default=None, description="PEM certificate chain of the gRPC door (with grpc_tls_key)."
+    )
+    grpc_tls_key: Path | None = Field(
+        default=None, description="PEM private key of the gRPC door (with grpc_tls_cert)."
+    )
+
+    @model_validator(mode="after")
+    def _grpc(self) -> ServerSettings:
+        if (self.grpc_tls_cert is None) != (self.grpc_tls_key is None):
+            raise ValueError("grpc_tls_cert and grpc_tls_key go together: set both or neither.")
+        if self.grpc_port and self.grpc_port == self.port:
+            raise ValueError(f"grpc_port: {self.grpc_port} is the HTTP port; pick another.")
+        return self
+
+    def grpc_tls(self) -> bool:
+        """Whether the gRPC door serves TLS."""
+        return self.grpc_tls_cert is not None
+
+    def grpc_address(self) -> str:
+        """`host:port` of the gRPC door (an IPv6 host in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.grpc_port}"
 
 
 class StoreSettings(BaseModel):

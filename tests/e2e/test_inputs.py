@@ -257,3 +257,24 @@ def test_a_video_by_media_uuid_or_by_an_earlier_result(srv: Server, tmp_path: Pa
         ack = srv.post([task])
         assert ack.status_code == 200, ack.text
         srv.post([{"taskType": "getResponse", "taskUUID": task["taskUUID"]}])
+
+
+def test_a_results_url_from_this_server_is_an_input_as_it_is(server: Server, tmp_path: Path):
+    # The default server refuses loopback URLs (a guard against requests to internal
+    # services), yet a client chaining edits passes the previous result's `videoURL`: a URL
+    # this server signed names a file it holds, so nothing is fetched.
+    earlier = video_task(width=480, height=480, duration=1)
+    server.post([earlier])
+    [result] = server.poll(earlier["taskUUID"])["data"]
+    task = video_task(inputs={"video": result["videoURL"]})
+    ack = server.post([task])
+    assert ack.status_code == 200, ack.text
+    [item] = server.poll(task["taskUUID"])["data"]
+    assert item["status"] == "success"
+    video, _ = probe_item(server, item, tmp_path / "chained.mp4")
+    assert (video["width"], video["height"], int(video["nb_read_packets"])) == (480, 480, 24)
+    # A forged signature is just a loopback URL, which the guard refuses.
+    forged = result["videoURL"].replace("sig=", "sig=x")
+    refused = server.post([video_task(inputs={"video": forged})])
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["parameter"] == "inputs.video"

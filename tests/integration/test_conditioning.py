@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from openimagine.backends.base import Clip, Conditioning
+from openimagine.backends.base import Clip, Conditioning, Continuation
 from openimagine.backends.ltx2 import LTX2Backend
 from openimagine.domain.generation import GenerationParams
 
@@ -109,3 +109,56 @@ def test_a_source_video_conditions_every_frame_of_the_clip(backend: LTX2Backend)
     assert not np.allclose(clean_a.numpy(), clean_b.numpy())
     assert np.array_equal(out1.frames, out2.frames) and np.array_equal(out1.audio, out2.audio)
     assert _differ(out1, other) and _differ(out1, _run(backend, None))
+
+
+def _continuation(frames_seed: int, audio_seed: int) -> Conditioning:
+    frames = np.random.default_rng(frames_seed).integers(0, 255, (17, H, W, 3), dtype=np.uint8)
+    audio = np.random.default_rng(audio_seed).standard_normal((2, 34_000)).astype(np.float32)
+    return Conditioning(continuation=Continuation(frames, audio * 0.1, 48_000))
+
+
+def _extend(backend: LTX2Backend, cond: Conditioning) -> Clip:
+    grid = backend.grid(W, H, 17 + 24)
+    params = GenerationParams("the storm passes", grid, fps=24, seed=3)
+    return backend.generate(params, lambda _i, _n: None, lambda: False, cond)
+
+
+def test_an_extension_opens_on_the_inputs_last_frames_and_holds_its_audio(
+    backend: LTX2Backend,
+):
+    pipe = backend._extend_pipe()
+    seen: list[Any] = []
+    original = pipe.prepare_latents
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        seen.append(out[1].clone())  # the conditioning mask
+        return out
+
+    pipe.prepare_latents = spy
+    try:
+        base = _extend(backend, _continuation(1, 1))
+    finally:
+        del pipe.prepare_latents
+    [mask] = seen
+    held = mask.squeeze(-1) == 1  # the first latent frames: the input's last 17 frames, clean
+    assert held.any() and not held.all()
+    assert base.frames.shape[0] >= 17 + 24
+    again = _extend(backend, _continuation(1, 1))
+    assert np.array_equal(base.frames, again.frames) and np.array_equal(base.audio, again.audio)
+    # Other trailing frames, or other trailing audio, give another continuation.
+    assert _differ(base, _extend(backend, _continuation(2, 1)))
+    other_audio = _extend(backend, _continuation(1, 2))
+    assert not np.array_equal(base.audio, other_audio.audio)
+
+
+def test_the_held_audio_latents_are_the_inputs_at_the_last_step(backend: LTX2Backend):
+    from openimagine.backends.ltx2 import _AudioHold
+
+    pipe = backend._extend_pipe()
+    cond = _continuation(1, 1)
+    assert cond.continuation is not None
+    hold = _AudioHold(pipe, cond.continuation, seed=3)
+    latents = hold.noise.clone() * 0 + 7  # anything the denoiser left there
+    hold(pipe, len(pipe.scheduler.sigmas) - 1, latents)  # after the last step: sigma 0
+    assert np.allclose(latents[:, : hold.clean.shape[1]].numpy(), hold.clean.numpy())

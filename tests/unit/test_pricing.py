@@ -242,3 +242,14 @@ def test_the_cost_on_each_result_does_not_depend_on_number_results(number: int):
     # `cost` is reported on every result item; each result is one clip at the list price.
     fields = {"inputs": {"frameImages": [IMAGE]}, "resolution": "720p", "numberResults": number}
     assert submit_price(task(**fields)) == 0.422
+
+
+def test_an_extension_costs_its_whole_output_plus_its_input():
+    # Not on the page (README, "Extension"): 6 s at 480p extended by 4 s is 10 s of output at
+    # $0.05 and 6 s of input video at $0.01; at 720p, $0.07 a second of output.
+    six = Fraction(6)
+    assert price(CARD, spec(Mode.EXTEND, 848, 480, 240, 4, six)) == Decimal("0.56")
+    assert price(CARD, spec(Mode.EXTEND, 1280, 720, 240, 4, six)) == Decimal("0.76")
+    # An input of 101/15 s (202 frames at 30 fps) is billed exactly, as video-to-video is.
+    odd = Fraction(101, 15)
+    assert price(CARD, spec(Mode.EXTEND, 480, 480, 210, 2, odd)) == Decimal("0.504")

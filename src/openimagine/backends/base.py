@@ -51,6 +51,17 @@ class Clip:
 
 
 @dataclass(frozen=True, slots=True)
+class Continuation:
+    """The end of a clip being extended: its last frames, fitted to the grid, as uint8
+    `[F, H, W, 3]`, and the audio of the same span, `[C, N]` float at `sample_rate`. The clip
+    generated from it opens on these frames (and this audio), then goes on."""
+
+    frames: np.ndarray
+    audio: np.ndarray
+    sample_rate: int
+
+
+@dataclass(frozen=True, slots=True)
 class Conditioning:
     """What a clip is conditioned on besides its prompt, already fitted to the backend's
     grid (see `VideoBackend.grid`): uint8 RGB `[H, W, 3]` images, `[F, H, W, 3]` video."""
@@ -58,11 +69,17 @@ class Conditioning:
     first_frame: np.ndarray | None = None  # image-to-video: the clip opens on this image
     references: tuple[np.ndarray, ...] = ()  # guide the whole clip, at no fixed frame
     video: np.ndarray | None = None  # video-to-video: the source, one frame per output frame
+    continuation: Continuation | None = None  # an extension: the clip goes on from this
 
     @property
     def empty(self) -> bool:
         """True for plain text-to-video."""
-        return self.first_frame is None and not self.references and self.video is None
+        return (
+            self.first_frame is None
+            and not self.references
+            and self.video is None
+            and self.continuation is None
+        )
 
 
 class VideoBackend(Protocol):

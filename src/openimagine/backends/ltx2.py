@@ -12,6 +12,9 @@ weights):
   frame 0, at partial strength: its latents start less noisy and are blended back at every
   step, so the source's layout and motion carry through while the prompt restyles it. (The
   IC-LoRA path, `LTX2InContextPipeline`, needs IC-LoRA weights, which no checkpoint here has.)
+- extension: `LTX2ConditionPipeline` with the input's trailing frames as a hard condition at
+  frame 0, and its trailing audio held in the first audio latents (`_AudioHold`): the clip
+  opens on the input's end, sound included, and goes on.
 """
 
 from __future__ import annotations
@@ -19,15 +22,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from openimagine.backends.audio_features import log_mel
 from openimagine.backends.base import (
     BackendInfo,
     Canceled,
     Clip,
     Conditioning,
+    Continuation,
     StepCallback,
     StopCheck,
 )
@@ -137,6 +142,13 @@ class LTX2Backend:
         from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
         from PIL import Image
 
+        if cond.continuation is not None:
+            # Strength 1: the continuation's first frames are the input's last, kept exactly
+            # in latent space, so the motion carries on from them.
+            frames = [Image.fromarray(f) for f in cond.continuation.frames]
+            condition = LTX2VideoCondition(frames=frames, index=0, strength=1.0)
+            return self._extend_pipe(), {"conditions": [condition]}
+
         if cond.first_frame is not None:
             # A PIL image gets the pipeline's H.264 round trip (image_crf), as in training.
             pipe = self._task_pipe("LTX2ImageToVideoPipeline")
@@ -160,6 +172,22 @@ class LTX2Backend:
             )
         return self._task_pipe("LTX2ConditionPipeline"), {"conditions": conditions}
 
+    def _extend_pipe(self) -> Any:
+        """`LTX2ConditionPipeline` that also hands its audio latents to the step callback."""
+        if "extend" not in self._task_pipes:
+            from diffusers import LTX2ConditionPipeline
+
+            class _ExtendPipeline(LTX2ConditionPipeline):  # type: ignore[misc]
+                _callback_tensor_inputs: ClassVar[list[str]] = [
+                    *LTX2ConditionPipeline._callback_tensor_inputs,
+                    "audio_latents",
+                ]
+
+            pipe = _ExtendPipeline.from_pipe(self._pipe)
+            pipe.set_progress_bar_config(disable=True)
+            self._task_pipes["extend"] = pipe
+        return self._task_pipes["extend"]
+
     def generate(
         self,
         params: GenerationParams,
@@ -173,8 +201,15 @@ class LTX2Backend:
         grid = params.grid
         steps = params.steps or self._default_steps()
         generator = torch.Generator(device="cpu").manual_seed(params.seed)
+        pipe, extra = self._inputs(conditioning, grid.num_frames)
+        hold = None
+        if conditioning is not None and conditioning.continuation is not None:
+            hold = _AudioHold(pipe, conditioning.continuation, params.seed)
+            extra["callback_on_step_end_tensor_inputs"] = ["latents", "audio_latents"]
 
-        def step_end(_pipe: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        def step_end(pipe_: Any, i: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            if hold is not None:
+                hold(pipe_, i, kwargs["audio_latents"])
             on_step(i + 1, steps)
             if should_stop():
                 # Raising (rather than setting the pipeline's interrupt flag) also skips the
@@ -182,7 +217,6 @@ class LTX2Backend:
                 raise Canceled
             return kwargs
 
-        pipe, extra = self._inputs(conditioning, grid.num_frames)
         with torch.inference_mode():
             out = pipe(
                 prompt=params.prompt,
@@ -207,6 +241,61 @@ class LTX2Backend:
             audio=np.asarray(audio, dtype=np.float32),
             sample_rate=int(self._pipe.vocoder.config.output_sampling_rate),
         )
+
+
+class _AudioHold:
+    """Holds the first audio latent frames of a continuation at the input's trailing audio.
+
+    LTX-2's pipelines condition video frames, not audio, so the audio is held the way
+    inpainting holds known pixels: after every step the held frames are set back to the
+    input's clean latents noised to the level of the next step (x = (1 - sigma) * clean +
+    sigma * noise, flow matching's path), and at the last step to the clean latents
+    themselves. The rest of the track is denoised next to them, attending to them.
+    """
+
+    def __init__(self, pipe: Any, continuation: Continuation, seed: int) -> None:
+        import torch
+
+        vae = pipe.audio_vae
+        rate = int(vae.config.sample_rate)
+        wave = _at_rate(continuation.audio, continuation.sample_rate, rate)
+        mel = log_mel(wave, rate, int(vae.config.mel_hop_length), int(vae.config.mel_bins))
+        features = torch.from_numpy(mel)[None].to(device=vae.device, dtype=vae.dtype)
+        with torch.inference_mode():
+            latents = vae.encode(features).latent_dist.mode()
+        packed = pipe._pack_audio_latents(latents)
+        self.clean = pipe._normalize_audio_latents(packed, vae.latents_mean, vae.latents_std)
+        noise = torch.Generator(device="cpu").manual_seed(seed + 1)
+        self.noise = torch.randn(self.clean.shape, generator=noise).to(self.clean)
+
+    def __call__(self, pipe: Any, step: int, audio_latents: Any) -> None:
+        held = min(self.clean.shape[1], audio_latents.shape[1])
+        sigmas = pipe.scheduler.sigmas
+        sigma = float(sigmas[step + 1]) if step + 1 < len(sigmas) else 0.0
+        clean = self.clean[:, :held].to(audio_latents)
+        audio_latents[:, :held] = (1 - sigma) * clean + sigma * self.noise[:, :held].to(clean)
+
+
+def _at_rate(audio: np.ndarray, rate: int, to_rate: int) -> np.ndarray:
+    """Stereo `[2, N]` audio brought down to the audio VAE's rate: by the vocoder's own
+    anti-aliased decimation when the rates divide (48 kHz to 16 kHz), else by linear
+    interpolation (the features only need the band below the VAE's Nyquist)."""
+    import torch
+    from diffusers.pipelines.ltx2.vocoder import DownSample1d
+
+    wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    if wave.shape[0] == 1:
+        wave = wave.repeat(2, 1)
+    if rate == to_rate:
+        same: np.ndarray = wave.numpy()
+        return same
+    if rate % to_rate == 0:
+        out = DownSample1d(ratio=rate // to_rate)(wave[None])[0]
+    else:
+        size = max(1, round(wave.shape[1] * to_rate / rate))
+        out = torch.nn.functional.interpolate(wave[None], size=size, mode="linear")[0]
+    result: np.ndarray = out.numpy()
+    return result
 
 
 def _quiet() -> None:

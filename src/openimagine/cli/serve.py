@@ -38,6 +38,15 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Local worker processes.")] = None,
     public_url: Annotated[str | None, typer.Option(help="Base URL for result links.")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Also serve xAI's gRPC video API (for xAI's Python SDK) on this port of the "
+            "same host; 0: off. Default: OPENIMAGINE_SERVER__GRPC_PORT, else off.",
+        ),
+    ] = None,
 ) -> None:
     """Start the API and its local worker process(es)."""
     import uvicorn
@@ -50,10 +59,16 @@ def serve(
         blobs__url=blobs,
         workers__count=workers,
         server__public_url=public_url,
+        server__grpc_port=grpc_port,
         api_keys=(api_key or None),
     )
     configure_logging(settings.log.format)
     _refuse_an_open_server(settings)
+    try:
+        composition.check_grpc(settings)
+    except ValueError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
     new_key = anyio.run(_prepare, settings)
     _banner(settings, new_key)
     # Before the workers start (they inherit its directory) and before the API records.
@@ -109,6 +124,9 @@ def _banner(settings: Settings, new_key: str | None) -> None:
         f"[bold]openimagine[/] serving xai:grok-imagine@video at "
         f"{settings.public_url()}/v1 (REST and WebSocket)"
     )
+    if settings.server.grpc_port:
+        tls = "TLS" if settings.server.grpc_tls() else "plaintext"
+        console.print(f"  gRPC (xAI's Python SDK): {settings.server.grpc_address()} ({tls})")
     store = shown_store_url(settings.store_url())
     console.print(f"  store: {store}   data: {settings.data_dir.resolve()}")
     console.print(f"  weights: {weights}   workers: {settings.workers.count}")

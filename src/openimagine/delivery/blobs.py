@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -78,6 +79,11 @@ class BlobStore(Protocol):
         """Remove a blob; False when it was absent."""
         ...
 
+    def key_of_url(self, url: str) -> str | None:
+        """The key of the blob that a URL from `url` names, while that URL is valid; None for
+        any other URL."""
+        ...
+
     def scratch_path(self, suffix: str) -> Path:
         """A fresh path for a temporary file that `put_file` can take over."""
         ...
@@ -93,6 +99,17 @@ def check_key(key: str) -> str:
 def media_path(key: str) -> str:
     """The URL path under which the API serves a local blob."""
     return MEDIA_PREFIX + key
+
+
+def signed_key(signer: UrlSigner | None, url: str) -> str | None:
+    """The blob key of one of `signer`'s valid `/media/<key>` URLs, else None."""
+    path = signer.path_of(url, time.time()) if signer is not None else None
+    if path is None or not path.startswith(MEDIA_PREFIX):
+        return None
+    try:
+        return check_key(path[len(MEDIA_PREFIX) :])
+    except ValueError:
+        return None
 
 
 class LocalBlobStore:
@@ -170,6 +187,10 @@ class LocalBlobStore:
         """None: the API serves local files itself."""
         del key, expires_at
         return None
+
+    def key_of_url(self, url: str) -> str | None:
+        """The key a signed `/media/<key>` URL of this server names, while it is valid."""
+        return signed_key(self._signer, url)
 
     def delete(self, key: str) -> bool:
         """Remove a blob (and its folder once empty: a result's attempt has one)."""

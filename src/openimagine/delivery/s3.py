@@ -45,7 +45,13 @@ import obstore
 from obstore.exceptions import BaseError, PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
-from openimagine.delivery.blobs import BlobNotFound, BlobStoreError, check_key, media_path
+from openimagine.delivery.blobs import (
+    BlobNotFound,
+    BlobStoreError,
+    check_key,
+    media_path,
+    signed_key,
+)
 from openimagine.delivery.signing import UrlSigner
 
 if TYPE_CHECKING:
@@ -279,6 +285,11 @@ class S3BlobStore:
         if self._signer is None:
             raise RuntimeError("this process holds no URL-signing secret")
         return self._signer.url(media_path(check_key(key)), expires_at)
+
+    def key_of_url(self, url: str) -> str | None:
+        """The key a signed `/media/<key>` URL of this server names, while it is valid (a
+        presigned URL is fetched like any other)."""
+        return signed_key(self._signer, url)
 
     def delete(self, key: str) -> bool:
         """Remove an object; False when there was none (S3's DELETE cannot tell, so a HEAD

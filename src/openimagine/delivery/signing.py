@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 
 class UrlSigner:
@@ -34,3 +34,16 @@ class UrlSigner:
         expected = self.signature(path, expires).encode()
         # Bytes, since compare_digest refuses non-ASCII str.
         return hmac.compare_digest(expected, signature.encode()) and now < expires
+
+    def path_of(self, url: str, now: float) -> str | None:
+        """The path of a URL this signer made, while its signature holds and it has not
+        expired; None for any other URL."""
+        if not url.startswith(self.base_url + "/"):
+            return None
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        exp, sig = query.get("exp", [""])[0], query.get("sig", [""])[0]
+        path = unquote(parts.path)
+        if not exp.isdigit() or not self.verify(path, int(exp), sig, now):
+            return None
+        return path

@@ -36,6 +36,7 @@ class GenerationJob:
     frame_image: str | None = None
     reference_images: tuple[str, ...] = ()
     video: str | None = None
+    door: str = "runware"  #: the API it was created through, whose shape its reads answer in
 
     @property
     def seconds(self) -> Fraction:

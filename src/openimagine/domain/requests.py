@@ -15,6 +15,7 @@ class Mode(enum.StrEnum):
     T2V = "t2v"  #: text to video
     I2V = "i2v"  #: the first frame is an image
     V2V = "v2v"  #: a source video is transformed
+    EXTEND = "extend"  #: a source video is continued, its audio with it
 
 
 class SafetyMode(enum.StrEnum):
@@ -62,12 +63,14 @@ class VideoRequest:
     frame_image: MediaInput | None = None
     reference_images: tuple[MediaInput, ...] = ()
     video: MediaInput | None = None
+    #: `video` is continued by `duration_s` seconds rather than transformed
+    extend: bool = False
 
     @property
     def mode(self) -> Mode:
-        """Text-, image- or video-to-video, from the inputs."""
+        """Text-, image- or video-to-video, or an extension, from the inputs."""
         if self.video is not None:
-            return Mode.V2V
+            return Mode.EXTEND if self.extend else Mode.V2V
         return Mode.I2V if self.frame_image is not None else Mode.T2V
 
     @property
@@ -80,11 +83,13 @@ class VideoRequest:
         different request (idempotency is judged before inputs are resolved)."""
         # perf: by field name, not `asdict` (which deep-copies; a submit is hot).
         fields = [getattr(self, name) for name in _REQUEST_FIELDS]
+        if self.extend:  # only then: the fingerprints of every other request stay as they were
+            fields.append("extend")
         canonical = json.dumps(fields, separators=(",", ":"), default=_media_json)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(VideoRequest))
+_REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(VideoRequest) if f.name != "extend")
 
 
 def _media_json(value: object) -> object:

@@ -76,6 +76,9 @@ class ModelCard:
     prompt_max_chars: int
     task_fields: frozenset[str]
     input_fields: frozenset[str]
+    #: seconds an extension adds, and how long its input may be (None: no extension)
+    extension: Range | None = None
+    extension_input: Range | None = None
 
     def size(self, width: int, height: int) -> Size | None:
         """The supported size with these dimensions, if any."""

@@ -73,5 +73,11 @@ GROK_IMAGINE_VIDEO = ModelCard(
             "numberResults",
         }
     ),
-    input_fields=frozenset({"frameImages", "referenceImages", "video", "referenceVideos"}),
+    input_fields=frozenset(
+        {"frameImages", "referenceImages", "video", "referenceVideos", "extendVideo"}
+    ),
+    # Not on the page (xAI's API has it): a clip continued by 2-10 s, its audio with it, from
+    # an input of 2-30 s; the output is the input followed by the continuation.
+    extension=Range(2, 10, 6),
+    extension_input=Range(2, 30, None),
 )

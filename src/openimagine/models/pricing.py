@@ -64,8 +64,12 @@ def _price(
 ) -> Decimal:
     """Video-to-video without `duration` bills the source's exact length (the page's
     202-frame 30 fps example costs $0.404), though the file, at 24 fps, rounds it to whole
-    frames."""
-    if duration_s is not None:
+    frames. An extension bills its whole output (the input and what is added) at the tier's
+    rate, plus the input at the video-input rate: 6 s at 480p extended by 4 s is
+    10 × $0.05 + 6 × $0.01 = $0.56."""
+    if mode is Mode.EXTEND:  # the whole output (input and continuation), plus the input
+        seconds = (source_seconds or Fraction(0)) + (duration_s or 0)
+    elif duration_s is not None:
         seconds = Fraction(duration_s)
     else:
         seconds = source_seconds if source_seconds is not None else Fraction(0)

@@ -43,6 +43,7 @@ class _Inputs:
     frame_image: MediaInput | None
     reference_images: tuple[MediaInput, ...]
     video: MediaInput | None
+    extend: bool = False  #: `video` came as `inputs.extendVideo`: it is continued
 
 
 def _media(value: Any, parameter: str, field: str | None = None) -> MediaInput:
@@ -95,6 +96,13 @@ def _inputs(task: Mapping[str, Any], card: ModelCard) -> _Inputs:
     refs = get_list(inputs, "referenceImages", "inputs.referenceImages") or []
     video = inputs.get("video")
     ref_videos = get_list(inputs, "referenceVideos", "inputs.referenceVideos") or []
+    to_extend = inputs.get("extendVideo")
+    if to_extend is not None and (video is not None or ref_videos):
+        raise invalid(
+            "inputs.extendVideo",
+            "inputs.extendVideo continues a video; it cannot be used with inputs.video or "
+            "inputs.referenceVideos.",
+        )
     if video is not None and ref_videos:
         raise invalid(
             "inputs.referenceVideos",
@@ -107,11 +115,14 @@ def _inputs(task: Mapping[str, Any], card: ModelCard) -> _Inputs:
             max=1,
         )
     source = None
+    references = tuple(_media(r, f"inputs.referenceImages[{i}]") for i, r in enumerate(refs))
+    if to_extend is not None:
+        source = _media(to_extend, "inputs.extendVideo")
+        return _Inputs(_frame_image(frames, card), references, source, extend=True)
     if ref_videos:
         source = _media(ref_videos[0], "inputs.referenceVideos", "inputs.video")
     elif video is not None:
         source = _media(video, "inputs.video")
-    references = tuple(_media(r, f"inputs.referenceImages[{i}]") for i, r in enumerate(refs))
     return _Inputs(_frame_image(frames, card), references, source)
 
 
@@ -128,15 +139,16 @@ def _check_media_combination(ins: _Inputs) -> None:
             code="incompatibleParameters",
             parameter="inputs.referenceImages",
         )
+    source = "inputs.extendVideo" if ins.extend else "inputs.video"
     if ins.frame_image is not None and ins.video is not None:
         raise InvalidInput(
-            "frameImages cannot be used with video (in inputs).",
+            f"frameImages cannot be used with {source.removeprefix('inputs.')} (in inputs).",
             code="incompatibleParameters",
-            parameter="inputs.video",
+            parameter=source,
         )
     if ins.video is not None and ins.reference_images:
         raise InvalidInput(
-            "referenceImages guide text-to-video only; they cannot be used with inputs.video.",
+            f"referenceImages guide text-to-video only; they cannot be used with {source}.",
             code="incompatibleParameters",
             parameter="inputs.referenceImages",
         )
@@ -150,8 +162,9 @@ def _check_size_choice(task: Mapping[str, Any], ins: _Inputs) -> None:
     has_resolution = task.get("resolution") is not None
     if ins.video is not None and (has_wh or has_resolution):
         param = "resolution" if has_resolution else "width"
+        source = "inputs.extendVideo" if ins.extend else "inputs.video"
         raise InvalidInput(
-            "When inputs.video is provided, width/height and resolution cannot be used.",
+            f"When {source} is provided, width/height and resolution cannot be used.",
             code="incompatibleParameters",
             parameter=param,
         )
@@ -195,6 +208,21 @@ def _size(task: Mapping[str, Any], card: ModelCard) -> tuple[int | None, int | N
 
 
 def _duration(task: Mapping[str, Any], card: ModelCard, ins: _Inputs) -> int | None:
+    if ins.extend and card.extension is not None:
+        added = card.extension
+        value = task.get("duration")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value not in added
+        ):
+            raise InvalidInput(
+                f"When inputs.extendVideo is provided, duration (the seconds added) must be "
+                f"a whole number from {added.min} to {added.max}.",
+                code="unsupportedDuration",
+                parameter="duration",
+                min=added.min,
+                max=added.max,
+            )
+        return added.default if value is None else int(value)
     if ins.video is not None:
         rng = card.video_duration
         value = task.get("duration")
@@ -297,6 +325,7 @@ def validate_video_task(
         frame_image=ins.frame_image,
         reference_images=ins.reference_images,
         video=ins.video,
+        extend=ins.extend,
     )
 
 

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from openimagine.domain.generation import GenerationJob
 from openimagine.domain.records import MediaItem, MediaKind
-from openimagine.domain.requests import VideoRequest
+from openimagine.domain.requests import Mode, VideoRequest
 from openimagine.errors import InvalidInput
 from openimagine.media.fit import frames_needed
 from openimagine.models.card import ModelCard
@@ -61,7 +61,9 @@ class InputResolver:
             video = source.blob_key
             size = self._nearest(self._source_tier(source), source)
             source_seconds = Fraction(source.duration_s or 0).limit_denominator(1000)
-            if num_frames is None:
+            if request.mode is Mode.EXTEND:
+                num_frames = self._extended_frames(source_seconds, request)
+            elif num_frames is None:
                 num_frames = self._source_frames(source_seconds, request.video.parameter)
         if size is None or num_frames is None:  # validation gives a size or an input for it
             raise ValueError("a request without a size or length reached the resolver")
@@ -102,6 +104,23 @@ class InputResolver:
 
     def _source_tier(self, item: MediaItem) -> str:
         return self.card.tier_for_source(item.width or 0, item.height or 0)
+
+    def _extended_frames(self, seconds: Fraction, request: VideoRequest) -> int:
+        """An extension's output frames: the input's, then `duration_s` seconds more."""
+        limits, added = self.card.extension_input, request.duration_s
+        parameter = request.video.parameter if request.video else "video"
+        if limits is None or added is None:
+            raise invalid(parameter, f"{parameter}: this model does not extend videos.")
+        if not limits.min <= seconds <= limits.max:
+            raise InvalidInput(
+                f"{parameter}: a video to extend must be {limits.min}-{limits.max} s long; "
+                f"this one is {float(seconds):.2f} s.",
+                code="unsupportedDuration",
+                parameter=parameter,
+                min=limits.min,
+                max=limits.max,
+            )
+        return max(1, round(seconds * self.card.fps)) + added * self.card.fps
 
     def _source_frames(self, seconds: Fraction, parameter: str) -> int:
         """The output frame count of a source's length, which must be a legal duration."""

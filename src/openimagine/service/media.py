@@ -125,6 +125,10 @@ class MediaService:
         classified = classify(source.source)
         if classified.kind is SourceKind.UUID:
             return await self._by_uuid(owner, classified.value, kind, source.parameter)
+        if classified.kind is SourceKind.URL and (own := _own_uuid(self.blobs, classified.value)):
+            # A URL this server signed (a result's `videoURL`, an upload's URL): the file is
+            # here already, and fetching it would only meet the guard against loopback URLs.
+            return await self._by_uuid(owner, own, kind, source.parameter)
         await self._check_room(owner, 1)  # a key at its cap fetches and decodes nothing
         data = await self._bytes(classified, source.parameter, kind)
         keep = max(self.limits.fetched_ttl_s, SUBMIT_GRACE_S)
@@ -285,3 +289,16 @@ def _duration(seconds: float) -> str:
         if seconds >= 2 * unit:
             return f"{seconds / unit:g} {name}"
     return f"{seconds:g} s"
+
+
+def _own_uuid(blobs: BlobStore, url: str) -> str | None:
+    """The UUID a file of this server is named after (`videos/…/<videoUUID>.mp4`,
+    `inputs/<mediaUUID>.png`), when `url` is one of its valid signed URLs."""
+    key = blobs.key_of_url(url)
+    if key is None:
+        return None
+    stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
+    try:
+        return str(uuid.UUID(stem))
+    except ValueError:
+        return None

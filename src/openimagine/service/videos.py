@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import secrets
 import uuid
@@ -63,9 +64,12 @@ class VideoService:
         self.card = card
         self.max_attempts = max_attempts
 
-    async def submit(self, owner: str, task_uuid: str, request: VideoRequest) -> Job:
+    async def submit(
+        self, owner: str, task_uuid: str, request: VideoRequest, door: str | None = None
+    ) -> Job:
         """Resolve, price and queue a request; the same taskUUID and request again returns
-        the job already queued, another request with it is a `Conflict`."""
+        the job already queued, another request with it is a `Conflict`. `door`: the API it
+        came through, when its reads answer in that API's shape (default: Runware's)."""
         fingerprint = request.fingerprint()
         if request.has_inputs:
             # A retried submit must not fetch and store its inputs again; the create alone
@@ -84,6 +88,8 @@ class VideoService:
                 # decoded; the store checks again, exactly, when the job is inserted.
                 await self.quotas.precheck(owner, _least_cost(self.card, request))
         spec = await self.inputs.resolve(owner, request)
+        if door is not None:
+            spec = dataclasses.replace(spec, door=door)
         base = request.seed if request.seed is not None else _SEEDS.getrandbits(32) + 1
         n = request.number_results
         cost = as_float(price(self.card, spec))

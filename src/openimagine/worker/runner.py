@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import anyio
 
-from openimagine.backends.base import BackendInfo, Canceled, Clip, VideoBackend
+from openimagine.backends.base import BackendInfo, Canceled, Clip, Conditioning, VideoBackend
 from openimagine.config import WorkerSettings
 from openimagine.delivery.blobs import BlobStore
 from openimagine.domain.deliveries import DeliveryEvent, DeliveryKind, NewDelivery
@@ -38,13 +38,14 @@ from openimagine.domain.jobs import (
     ResultStatus,
     ResultUpdate,
 )
-from openimagine.domain.requests import SafetyMode
+from openimagine.domain.requests import Mode, SafetyMode
 from openimagine.errors import LeaseLost, OpenImagineError
 from openimagine.media.encode import content_type, extension
 from openimagine.metrics.instruments import Metrics, instruments
 from openimagine.store.errors import Backoff, retry_transient, transient
 from openimagine.store.protocols import QueueStore
 from openimagine.worker.conditioning import load_conditioning
+from openimagine.worker.extension import assemble, continuation, load_source, plan
 from openimagine.worker.render import Target, render_clip
 from openimagine.worker.safety import ContentBlocked, ContentSafety, Verdict
 
@@ -162,7 +163,8 @@ class JobRunner:
 
     async def _run_results(self, claim: Claim, pending: list[Result], state: _Progress) -> None:
         spec = claim.job.spec
-        grid = self.backend.grid(spec.width, spec.height, spec.num_frames)
+        frames = plan(spec).generated_frames if spec.mode is Mode.EXTEND else spec.num_frames
+        grid = self.backend.grid(spec.width, spec.height, frames)
         for result in pending:
             if state.stop.is_set():
                 break
@@ -228,9 +230,7 @@ class JobRunner:
 
         params = GenerationParams(spec.prompt, grid, spec.fps, result.seed)
         t0 = time.perf_counter()
-        conditioning = load_conditioning(spec, self.blobs, grid)
-        clip = self.backend.generate(params, on_step, state.stop.is_set, conditioning)
-        del conditioning
+        clip = self._generate(spec, params, on_step, state)
         t1 = time.perf_counter()
         self.metrics.generated(t1 - t0)
         target = self._target(spec, result)
@@ -261,6 +261,24 @@ class JobRunner:
             nsfw=None if verdict is None else verdict.nsfw,
             expires_at=time.time() + spec.ttl_s,
         )
+
+    def _generate(
+        self,
+        spec: GenerationJob,
+        params: GenerationParams,
+        on_step: Callable[[int, int], None],
+        state: _Progress,
+    ) -> Clip:
+        """The clip to render: the backend's, or for an extension the input followed by the
+        backend's continuation of its last frames and audio."""
+        if spec.mode is not Mode.EXTEND:
+            conditioning = load_conditioning(spec, self.blobs, params.grid)
+            return self.backend.generate(params, on_step, state.stop.is_set, conditioning)
+        parts = plan(spec)
+        source = load_source(spec, self.blobs, parts, self.info.audio_sample_rate)
+        start = Conditioning(continuation=continuation(source, parts, params.grid, spec.fps))
+        clip = self.backend.generate(params, on_step, state.stop.is_set, start)
+        return assemble(source, clip, parts, spec)
 
     def _target(self, spec: GenerationJob, result: Result) -> Target:
         """The file `result` becomes: the job's exact size, length, rate and format."""

@@ -16,9 +16,10 @@ from openimagine.api.openai.schemas import (
     VideoError,
     VideoStatus,
 )
+from openimagine.api.single import single_video
 from openimagine.config import DeliverySettings
 from openimagine.domain.jobs import JobStatus
-from openimagine.domain.requests import MediaInput, SafetyMode, VideoRequest
+from openimagine.domain.requests import MediaInput, VideoRequest
 from openimagine.domain.views import JobView
 from openimagine.errors import InvalidInput
 from openimagine.models.card import ModelCard, Size
@@ -115,23 +116,10 @@ def video_request(
     else:
         frame_image = _reference(body.input_reference)
         resolution = _size(body.size, card).tier if body.size else card.default_resolution
-    quality = card.output_quality.default
-    assert quality is not None  # noqa: S101 - the card sets one
-    return VideoRequest(
-        model=model,
-        prompt=prompt,
-        width=width,
-        height=height,
-        resolution=resolution,
-        duration_s=seconds,
-        output_format=card.default_output_format,
-        output_quality=quality,
-        ttl_s=limits.default_ttl_s,
-        number_results=1,
-        include_cost=True,
-        safety_mode=SafetyMode.NONE,
-        frame_image=frame_image,
-    )
+    return single_video(
+        card, limits, model, prompt, width=width, height=height, resolution=resolution,
+        duration_s=seconds, frame_image=frame_image,
+    )  # fmt: skip
 
 
 def video_object(view: JobView) -> Video:

@@ -28,12 +28,15 @@ from openimagine.api.openai.schemas import (
     VideoDeleted,
     VideoList,
 )
+from openimagine.api.xai.mapping import DOOR as XAI_DOOR
+from openimagine.api.xai.routes import deferred_response
 from openimagine.delivery.blobs import BlobNotFound, BlobStore
 from openimagine.domain.jobs import ResultStatus
 from openimagine.errors import NotFound
 from openimagine.media.thumbnail import first_frame_webp
 from openimagine.models.rules import check_task_uuid
 
+DOOR = "openai"  # `GenerationJob.door` of the videos created here
 POLL_AFTER_MS = 1000  # read by the SDK's `poll` helper from `openai-poll-after-ms`
 _IDEMPOTENCY = uuid.UUID("5b0f3f7e-8a0c-4d4e-9a55-3f8f6f0c2a11")  # uuid5 namespace of keys
 
@@ -110,7 +113,7 @@ async def create_video(
     else:
         task_uuid = str(uuid.uuid4())
     request = video_request(body, deps.card, deps.delivery)
-    await deps.videos.submit(owner, task_uuid, request)
+    await deps.videos.submit(owner, task_uuid, request, door=DOOR)
     return video_object(await deps.videos.get(owner, task_uuid))
 
 
@@ -139,12 +142,18 @@ async def list_videos(
     )
 
 
-@router.get("/v1/videos/{video_id}", summary="Retrieve a video", responses=_ERRORS)
+@router.get(
+    "/v1/videos/{video_id}", summary="Retrieve a video", responses=_ERRORS, response_model=Video
+)
 async def retrieve_video(
     video_id: VideoId, owner: Owner, deps: Services, response: Response
-) -> Video:
-    """A video's status, progress and, once failed, its error."""
-    video = video_object(await deps.videos.get(owner, video_id.lower()))
+) -> Video | Response:
+    """A video's status, progress and, once failed, its error. A video created through the
+    xAI door (`POST /v1/videos/generations`) answers in xAI's shape instead."""
+    view = await deps.videos.get(owner, video_id.lower())
+    if view.job.spec.door == XAI_DOOR:
+        return deferred_response(view)
+    video = video_object(view)
     if video.status in ("queued", "in_progress"):
         response.headers["openai-poll-after-ms"] = str(POLL_AFTER_MS)
     return video

@@ -120,7 +120,11 @@ class Database:
         if self.dialect == "sqlite" and path and path != ":memory:":
             self._checkpointer = Checkpointer(path)
             self._inline = InlineSqlite(
-                path, self._thread_write_together, self._rang, self._checkpointer.nudge
+                path,
+                self._thread_write_together,
+                self._rang,
+                self._checkpointer.nudge,
+                self._checkpointer.paused,
             )
 
     def _thread_write_together(self, fn: Together, args: tuple[Any, ...]) -> Any:
