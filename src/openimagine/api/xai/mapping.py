@@ -134,17 +134,18 @@ def generation_request(
     if not isinstance(refs, list):
         raise _invalid("reference_images", 'expected a list of {"url": ...}.')
     references = tuple(_media(r, "reference_images", kinds="an image") for r in refs)
-    if body.get("image") is not None:
-        image = _media(body["image"], "image", kinds="an image")
-        return single_video(
-            card, limits, model, prompt, resolution=tier, duration_s=duration, frame_image=image,
-            reference_images=references,
-        )  # fmt: skip
-    size = _size(body.get("aspect_ratio"), tier, card)
+    shape: dict[str, Any]
+    if body.get("image") is not None:  # the image's aspect decides, at the asked tier
+        shape = {
+            "resolution": tier,
+            "frame_image": _media(body["image"], "image", kinds="an image"),
+        }
+    else:
+        size = _size(body.get("aspect_ratio"), tier, card)
+        shape = {"width": size.width, "height": size.height}
     return single_video(
-        card, limits, model, prompt, width=size.width, height=size.height, duration_s=duration,
-        reference_images=references,
-    )  # fmt: skip
+        card, limits, model, prompt, duration_s=duration, reference_images=references, **shape
+    )
 
 
 def _source(body: dict[str, Any], refused: tuple[str, ...], verb: str, kept: str) -> MediaInput:

@@ -87,7 +87,7 @@ class InlineSqlite:
         fallback_write: Callable[[Together, tuple[Any, ...]], Any],
         after_commit: Callable[[], None],
         committed: Callable[[], None],
-        paused: Callable[[], bool] = lambda: False,
+        paused: Callable[[], bool],
     ) -> None:
         self.path = path
         self._paused = paused
